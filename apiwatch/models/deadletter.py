@@ -1,0 +1,85 @@
+"""Dead letter: a message apiwatch could not accept, kept whole with why and where from.
+
+The original bytes travel base64-encoded so nothing is lost, whatever they held.
+
+>>> dl = DeadLetter.build(b"\\xffnot json", reason=Reason.INVALID_JSON, detail="bad byte",
+...     topic="apiwatch.rum.events", partition=0, offset=7)
+>>> dl.original_bytes()
+b'\\xffnot json'
+>>> dl.origin.offset, dl.reason.value
+(7, 'invalid_json')
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PREVIEW_CHARS = 512
+
+
+class Reason(StrEnum):
+    INVALID_JSON = "invalid_json"
+    INVALID_EVENT = "invalid_event"
+    NOT_AN_OBJECT = "not_an_object"
+    OVERSIZED = "oversized"
+    UNSUPPORTED = "unsupported"
+
+
+class Origin(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    topic: str
+    partition: int
+    offset: int
+    key_b64: str | None = None
+    timestamp_ms: int | None = None
+
+
+class DeadLetter(BaseModel):
+    """One rejected message: reason code, a human-readable detail, origin, original bytes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason
+    detail: str
+    origin: Origin
+    payload_b64: str
+    payload_size: int
+    preview: str = Field(description="First characters of the payload, decoded leniently.")
+    received_at: datetime
+
+    @classmethod
+    def build(
+        cls,
+        payload: bytes,
+        *,
+        reason: Reason,
+        detail: str,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None = None,
+        timestamp_ms: int | None = None,
+    ) -> DeadLetter:
+        return cls(
+            reason=reason,
+            detail=detail[:2000],
+            origin=Origin(
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                key_b64=base64.b64encode(key).decode() if key is not None else None,
+                timestamp_ms=timestamp_ms,
+            ),
+            payload_b64=base64.b64encode(payload).decode(),
+            payload_size=len(payload),
+            preview=payload[:PREVIEW_CHARS].decode("utf-8", errors="replace"),
+            received_at=datetime.now(tz=UTC),
+        )
+
+    def original_bytes(self) -> bytes:
+        return base64.b64decode(self.payload_b64)
