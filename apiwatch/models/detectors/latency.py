@@ -1,0 +1,100 @@
+"""Latency spike: a bucket's tail latency above its series' robust baseline.
+
+>>> from apiwatch.models.buckets import BucketSummary
+>>> from apiwatch.models.sketch import LogSketch
+>>> def bucket(ms):
+...     s = LogSketch(); s.add(float(ms), 50)
+...     return BucketSummary(series="s", labels={}, start_ms=0, width_s=10, count=50,
+...                          latency=s.to_dict())
+>>> from apiwatch.models.detection_config import BaselineConfig
+>>> d = LatencySpike(LatencyConfig(baseline=BaselineConfig(warmup=5)))
+>>> for ms in [100, 102, 98, 101, 99]:
+...     d.learn(bucket(ms), d.judge(bucket(ms)))
+>>> d.judge(bucket(100)).anomalous, d.judge(bucket(400)).anomalous
+(False, True)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from apiwatch.models.alerts import AlertKind, Observed, Severity
+from apiwatch.models.baseline import RobustBaseline
+from apiwatch.models.buckets import BucketSummary
+from apiwatch.models.detection_config import LatencyConfig
+from apiwatch.models.detectors.base import BucketDetector, Verdict
+
+
+def bound_score(value: float, center: float, bound: float) -> float:
+    """0 at the center, 0.5 at the bound, approaching 1 far beyond it.
+
+    >>> bound_score(100, 100, 150), bound_score(150, 100, 150), round(bound_score(400, 100, 150), 2)
+    (0.0, 0.5, 0.86)
+    """
+    span = bound - center
+    if span <= 0:
+        return 1.0 if value > bound else 0.0
+    z = max(0.0, (value - center) / span)
+    return z / (1.0 + z)
+
+
+class LatencySpike(BucketDetector[BucketSummary]):
+    """Flags a bucket whose latency quantile exceeds the baseline's upper bound.
+
+    Parameters
+    ----------
+    cfg
+        Quantile, minimum sample size and baseline settings.
+    """
+
+    kind: ClassVar[AlertKind] = AlertKind.LATENCY_SPIKE
+
+    def __init__(self, cfg: LatencyConfig) -> None:
+        self.cfg = cfg
+        b = cfg.baseline
+        self.baseline = RobustBaseline(b.window, b.warmup, b.mad_k, b.min_ratio)
+
+    def _value(self, item: BucketSummary) -> float | None:
+        if item.count < self.cfg.min_samples:
+            return None
+        return item.sketch().quantile(self.cfg.quantile)
+
+    def judge(self, item: BucketSummary) -> Verdict:
+        value = self._value(item)
+        if value is None:
+            return Verdict.unknown(f"{item.count} requests < min_samples {self.cfg.min_samples}")
+        expected = self.baseline.expected()
+        if expected is None:
+            return Verdict.unknown("baseline warming up")
+        q = round(self.cfg.quantile * 100)
+        anomalous = value > expected.upper
+        ratio = value / expected.value if expected.value > 0 else float("inf")
+        severity = Severity.CRITICAL if ratio >= 3 else Severity.ERROR
+        return Verdict(
+            anomalous=anomalous,
+            score=bound_score(value, expected.value, expected.upper),
+            observed=Observed(
+                value=value, unit="ms", window_s=item.width_s, sample_size=item.count
+            ),
+            expected=expected,
+            summary=(
+                f"p{q} latency {value:.0f} ms is {ratio:.1f}x the usual {expected.value:.0f} ms "
+                f"(upper bound {expected.upper:.0f} ms, {item.count} requests)"
+            ),
+            severity=severity,
+            details={"quantile": self.cfg.quantile, "ratio": ratio},
+            sample_event_ids=tuple(item.sample_event_ids),
+        )
+
+    def learn(self, item: BucketSummary, verdict: Verdict) -> None:
+        if verdict.anomalous:
+            return
+        value = self._value(item)
+        if value is not None:
+            self.baseline.update(value)
+
+    def to_state(self) -> dict[str, Any]:
+        return {"baseline": self.baseline.to_state()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.baseline.load_state(state.get("baseline", {}))
