@@ -23,7 +23,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from apiwatch.models.checks.config import ChecksConfig
 from apiwatch.models.detection_config import DetectionConfig
+from apiwatch.models.otlp_config import OtlpConfig
 
 _REPO_DEFAULTS = Path(__file__).resolve().parent.parent / "config" / "apiwatch.yaml"
 _PACKAGED_DEFAULTS = Path(__file__).resolve().parent / "_defaults" / "apiwatch.yaml"
@@ -119,6 +121,8 @@ class Settings(BaseSettings):
     ingest: IngestConfig = IngestConfig()
     detection: DetectionConfig = DetectionConfig()
     app: AppConfig = AppConfig()
+    checks: ChecksConfig = ChecksConfig()
+    otlp: OtlpConfig = OtlpConfig()
 
     @classmethod
     def settings_customise_sources(
