@@ -253,6 +253,11 @@ class BucketFolder:
         """Event time up to which every active partition has progressed."""
         return min(self._watermarks.values()) if self._watermarks else None
 
+    def advance_watermark(self, partition: int, ms: int) -> None:
+        """Move a partition's watermark forward without events (an idle source)."""
+        if ms > self._watermarks.get(partition, -(2**62)):
+            self._watermarks[partition] = ms
+
     def forget_partition(self, partition: int) -> None:
         """Stop waiting on a partition (revoked, or idle): it no longer holds the watermark."""
         self._watermarks.pop(partition, None)

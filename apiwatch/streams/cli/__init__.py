@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from apiwatch.streams.cli import core
+from apiwatch.streams.cli import core, deliver, stream
 from apiwatch.streams.cli.errors import UserError
 
 app = typer.Typer(
@@ -24,6 +24,8 @@ app = typer.Typer(
 
 # Registry of command groups: one line per module.
 core.register(app)
+stream.register(app)
+deliver.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,101 @@
+"""Detect stage (Faust): bucket summaries in, alert CloudEvents out.
+
+Per series, a :class:`~apiwatch.models.monitor.SeriesMonitor` (baselines,
+detectors, alert lifecycles) lives in a changelog-backed Faust table keyed by
+series, on the partition of the series' summaries, so a restarted or
+rebalanced worker resumes with its baselines. Alerts go to the alerts topic,
+keyed by fingerprint. A message that cannot be processed is dead-lettered
+with its coordinates; the agent never dies on one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+from faust.types import EventT, StreamT
+from pydantic import ValidationError
+
+from apiwatch.models.buckets import DetectMessage
+from apiwatch.models.deadletter import DeadLetter, Reason
+from apiwatch.models.monitor import SeriesMonitor
+from apiwatch.settings import Settings
+from apiwatch.streams.metrics import Health, Metrics
+
+log = logging.getLogger(__name__)
+
+
+class DetectStage:
+    def __init__(
+        self, app: faust.App, settings: Settings, metrics: Metrics, health: Health
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.cfg = settings.detection
+        self.source = settings.app.source
+        self.metrics = metrics
+        self.health = health
+        t = settings.topics
+        raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+        self.buckets = app.topic(t.buckets, partitions=t.partitions, **raw)
+        self.alerts = app.topic(t.alerts, **raw)
+        self.deadletter = app.topic(t.deadletter, **raw)
+        self.monitors = app.Table(
+            "monitors",
+            default=None,
+            partitions=t.partitions,
+            schema=faust.Schema(key_serializer="raw", value_serializer="json"),
+            extra_topic_configs={"cleanup.policy": "compact"},
+            help="SeriesMonitor state per series",
+        )
+        self.processed = 0
+        app.agent(self.buckets, name="apiwatch.detect")(self.process)
+
+    async def process(self, stream: StreamT[bytes]) -> None:
+        event: EventT[bytes]
+        async for event in stream.events():
+            try:
+                await self.handle(event.value, event.key)
+            except Exception as exc:  # one poison message must not stop the agent
+                msg = event.message
+                log.exception("detect failed on %s[%d]@%d", msg.topic, msg.partition, msg.offset)
+                await self._dead_letter(event, Reason.UNSUPPORTED, f"detect failed: {exc!r}")
+            self.processed += 1
+            self.health.beat("detect", processed=self.processed)
+
+    async def handle(self, value: bytes, key: bytes | None) -> None:
+        try:
+            body = DetectMessage.model_validate_json(b'{"body":' + value + b"}").body
+        except ValidationError as exc:
+            raise ValueError(f"not a bucket summary or synthetic run: {exc.error_count()} errors") from exc
+        series_key = body.series.encode()
+        state = self.monitors.get(series_key)
+        monitor = (
+            SeriesMonitor.from_state(self.cfg, state)
+            if state is not None
+            else SeriesMonitor(self.cfg, body.series)
+        )
+        emissions = monitor.observe(body)
+        self.monitors[series_key] = monitor.to_state()
+        for em in emissions:
+            ev = em.event(self.source)
+            await self.alerts.send(key=em.alert.fingerprint.encode(), value=ev.model_dump_json().encode())
+            self.metrics.alerts.labels(em.alert.kind.value, em.transition).inc()
+            log.info("alert %s %s: %s", em.transition, em.alert.kind.value, em.alert.summary)
+
+    async def _dead_letter(self, event: EventT[bytes], reason: Reason, detail: str) -> None:
+        msg = event.message
+        letter = DeadLetter.build(
+            msg.value if isinstance(msg.value, bytes) else b"",
+            reason=reason,
+            detail=detail,
+            topic=msg.topic,
+            partition=msg.partition,
+            offset=msg.offset,
+        )
+        await self.deadletter.send(
+            key=f"{msg.topic}:{msg.partition}:{msg.offset}".encode(),
+            value=letter.model_dump_json().encode(),
+        )
+        self.metrics.dead_letters.labels(reason.value).inc()

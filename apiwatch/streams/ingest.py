@@ -1,0 +1,330 @@
+"""Ingest stage: raw RUM and synthetic topics in, bucket summaries out. Batched aiokafka.
+
+Per-event traffic never touches Faust's per-message path (DESIGN.md, "hot
+path"): this stage pulls whole batches with ``getmany``, validates each batch
+in one pydantic call (:class:`~apiwatch.models.decode.BatchDecoder`), folds
+RUM events into per-series event-time buckets with numpy (one
+:class:`~apiwatch.models.aggregate.BucketFolder` per source partition), and
+forwards each synthetic run as it is. What it produces on the buckets topic is
+orders of magnitude smaller than what it reads.
+
+Nothing is lost: rejects go to the dead-letter topic; offsets are committed
+only up to the first event still held in an open bucket, and only after the
+summaries and dead letters before that point are acknowledged by the broker.
+A crash replays from there; the detect stage drops the partial re-emission of
+a bucket it has already judged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
+
+from apiwatch.models.aggregate import BucketFolder
+from apiwatch.models.buckets import BucketSummary, SyntheticRun, rum_series_key, synthetic_series_key
+from apiwatch.models.decode import BatchDecoder, Decoded
+from apiwatch.models.events import RumEvent, SyntheticResult
+from apiwatch.settings import Settings
+from apiwatch.streams.deadletters import DeadLetterSink
+from apiwatch.streams.kafka import make_consumer, make_producer
+from apiwatch.streams.metrics import Health, Metrics
+
+log = logging.getLogger(__name__)
+
+Record = ConsumerRecord[bytes, bytes]
+#: Hook for stages that want the valid RUM events of each batch (e.g. access patterns).
+RumBatchHook = Callable[[int, list[RumEvent], np.ndarray], None]
+
+COMMIT_INTERVAL_S = 1.0
+
+
+@dataclass
+class _PartitionState:
+    folder: BucketFolder
+    last_event_wall: float = 0.0
+    last_wm_ms: int = 0
+    late_seen: int = 0
+
+
+@dataclass
+class IngestStats:
+    messages: int = 0
+    events: int = 0
+    rejected: int = 0
+    summaries: int = 0
+    synthetic_runs: int = 0
+    commits: int = 0
+    last_commit: dict[str, int] = field(default_factory=dict)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, stage: IngestStage) -> None:
+        self.stage = stage
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.stage.on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info("ingest assigned %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
+
+
+class IngestStage:
+    """Consume raw events in batches, validate, fold into buckets, emit summaries."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics | None = None,
+        health: Health | None = None,
+        bootstrap: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.cfg = settings.ingest
+        self.topics = settings.topics
+        self.metrics = metrics or Metrics()
+        self.health = health or Health()
+        self.bootstrap = bootstrap
+        self.rum_decoder = BatchDecoder(RumEvent, self.cfg.max_message_bytes)
+        self.synthetic_decoder = BatchDecoder(SyntheticResult, self.cfg.max_message_bytes)
+        self.partitions: dict[int, _PartitionState] = {}
+        self.synthetic_next: dict[int, int] = {}
+        self.hooks: list[RumBatchHook] = []
+        self.stats = IngestStats()
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.deadletters: DeadLetterSink | None = None
+        self._pending: list[asyncio.Future[object]] = []
+        self._last_commit = 0.0
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def start(self) -> None:
+        k = self.settings.kafka
+        self.producer = make_producer(k, self.bootstrap)
+        await self.producer.start()
+        self.deadletters = DeadLetterSink(self.producer, self.topics.deadletter, self.metrics)
+        self.consumer = make_consumer(
+            k,
+            group_id=self.cfg.group_id,
+            bootstrap=self.bootstrap,
+            max_poll_records=self.cfg.max_batch,
+        )
+        self.consumer.subscribe([self.topics.rum, self.topics.synthetic], listener=_Rebalance(self))
+        await self.consumer.start()
+        self.health.beat("ingest")
+
+    async def stop(self) -> None:
+        """Commit what is safe, then close. Open buckets are not emitted: they replay."""
+        try:
+            if self.consumer is not None and self.producer is not None:
+                await self._commit(force=True)
+        except Exception as exc:  # closing anyway; the next owner replays from the last commit
+            log.warning("final ingest commit failed: %s", exc)
+        finally:
+            if self.consumer is not None:
+                await self.consumer.stop()
+                self.consumer = None
+            if self.producer is not None:
+                await self.producer.stop()
+                self.producer = None
+            self.health.set_state("ingest", "stopped")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.start()
+        try:
+            while not stop.is_set():
+                await self.step()
+        finally:
+            await asyncio.shield(self.stop())
+
+    # -- one iteration --------------------------------------------------------
+
+    async def step(self, timeout_ms: int = 100) -> None:
+        assert self.consumer is not None
+        batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.cfg.max_batch)
+        now = time.time()
+        for tp, records in batches.items():
+            if not records:
+                continue
+            self.metrics.messages_in.labels(tp.topic).inc(len(records))
+            self.stats.messages += len(records)
+            self.metrics.processing_delay.labels("ingest").observe(
+                max(0.0, now - records[-1].timestamp / 1000.0)
+            )
+            if tp.topic == self.topics.rum:
+                await self._ingest_rum(tp, records, now)
+            elif tp.topic == self.topics.synthetic:
+                await self._ingest_synthetic(tp, records, now)
+        self._advance_idle(now)
+        await self._emit_closed()
+        await self._commit()
+        self.health.beat("ingest", events=self.stats.events, rejected=self.stats.rejected)
+
+    def _context(self, now: float) -> dict[str, float]:
+        return {"now": now, "max_future_skew_s": self.cfg.max_future_skew_s}
+
+    async def _reject(self, tp: TopicPartition, records: list[Record], decoded: Decoded[object]) -> None:
+        assert self.deadletters is not None
+        for r in decoded.rejected:
+            rec = records[r.index]
+            await self.deadletters.send(
+                rec.value,
+                reason=r.reason,
+                detail=r.detail,
+                topic=tp.topic,
+                partition=tp.partition,
+                offset=rec.offset,
+                key=rec.key,
+                timestamp_ms=rec.timestamp,
+            )
+        self.stats.rejected += len(decoded.rejected)
+
+    async def _ingest_rum(self, tp: TopicPartition, records: list[Record], now: float) -> None:
+        decoded = self.rum_decoder.decode([r.value for r in records], self._context(now))
+        await self._reject(tp, records, decoded)  # type: ignore[arg-type]
+        state = self.partitions.get(tp.partition)
+        if state is None:
+            state = _PartitionState(
+                BucketFolder(
+                    self.cfg.bucket_s,
+                    self.cfg.allowed_lateness_s,
+                    samples_per_bucket=self.cfg.sample_ids_per_bucket,
+                    origin=f"{tp.topic}[{tp.partition}]",
+                )
+            )
+            self.partitions[tp.partition] = state
+        events = decoded.events
+        n = len(events)
+        offsets = np.fromiter((records[i].offset for i in decoded.source_index), np.int64, n)
+        if n:
+            keys = [rum_series_key(e.environment, e.service, e.method, e.route or e.path) for e in events]
+            ts = np.fromiter((e.epoch_ms for e in events), np.int64, n)
+            status = np.fromiter((e.status for e in events), np.int64, n)
+            duration = np.fromiter((e.duration_ms for e in events), np.float64, n)
+            topic, part = tp.topic, tp.partition
+
+            def event_id(i: int) -> str:
+                return events[i].event_id or f"{topic}:{part}:{offsets[i]}"
+
+            state.folder.fold(
+                tp.partition,
+                keys,
+                ts,
+                status,
+                duration,
+                first_offset=records[0].offset,
+                offsets=offsets,
+                event_id=event_id,
+                next_offset=records[-1].offset + 1,
+            )
+            state.last_event_wall = now
+            state.last_wm_ms = state.folder.watermark_ms or 0
+            for hook in self.hooks:
+                hook(tp.partition, events, offsets)
+        else:
+            state.folder.fold(
+                tp.partition, [], np.empty(0, np.int64), np.empty(0, np.int64),
+                np.empty(0), first_offset=records[0].offset, next_offset=records[-1].offset + 1,
+            )
+        self.stats.events += n
+        self.metrics.events_in.labels(tp.topic).inc(n)
+
+    async def _ingest_synthetic(self, tp: TopicPartition, records: list[Record], now: float) -> None:
+        assert self.producer is not None
+        decoded = self.synthetic_decoder.decode([r.value for r in records], self._context(now))
+        await self._reject(tp, records, decoded)  # type: ignore[arg-type]
+        for result, i in zip(decoded.events, decoded.source_index, strict=True):
+            run = SyntheticRun(
+                series=synthetic_series_key(result.environment, result.check_id),
+                result=result,
+                origin=f"{tp.topic}[{tp.partition}]@{records[i].offset}",
+            )
+            fut = await self.producer.send(
+                self.topics.buckets, value=run.model_dump_json().encode(), key=run.series.encode()
+            )
+            self._pending.append(fut)
+        self.synthetic_next[tp.partition] = records[-1].offset + 1
+        self.stats.synthetic_runs += len(decoded.events)
+        self.metrics.events_in.labels(tp.topic).inc(len(decoded.events))
+
+    def _advance_idle(self, now: float) -> None:
+        # A partition with no new events still moves on in event time, at wall-clock
+        # pace, so its last buckets close and quiet series keep getting ticks.
+        for p, state in self.partitions.items():
+            if state.last_event_wall and now - state.last_event_wall > self.cfg.idle_flush_s:
+                idle_ms = int((now - state.last_event_wall) * 1000)
+                state.folder.advance_watermark(p, state.last_wm_ms + idle_ms)
+
+    async def _emit_closed(self) -> None:
+        assert self.producer is not None
+        open_buckets = 0
+        for state in self.partitions.values():
+            closed = state.folder.close_ready()
+            if closed:
+                await self._send_summaries(closed)
+            open_buckets += state.folder.open_buckets
+            self.metrics.late_events.inc(state.folder.late_total - state.late_seen)
+            state.late_seen = state.folder.late_total
+        self.metrics.open_buckets.set(open_buckets)
+        self.metrics.series.set(sum(s.folder.series_count for s in self.partitions.values()))
+
+    async def _send_summaries(self, summaries: list[BucketSummary]) -> None:
+        assert self.producer is not None
+        for s in summaries:
+            fut = await self.producer.send(
+                self.topics.buckets, value=s.model_dump_json().encode(), key=s.series.encode()
+            )
+            self._pending.append(fut)
+        self.stats.summaries += len(summaries)
+        self.metrics.buckets_out.inc(len(summaries))
+
+    async def _commit(self, force: bool = False) -> None:
+        assert self.consumer is not None and self.deadletters is not None
+        now = time.monotonic()
+        if not force and now - self._last_commit < COMMIT_INTERVAL_S:
+            return
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.gather(*pending)
+        await self.deadletters.wait()
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        assigned = self.consumer.assignment()
+        for p, state in self.partitions.items():
+            tp = TopicPartition(self.topics.rum, p)
+            off = state.folder.committable().get(p)
+            if off is not None and tp in assigned:
+                offsets[tp] = OffsetAndMetadata(off, "")
+        for p, off in self.synthetic_next.items():
+            tp = TopicPartition(self.topics.synthetic, p)
+            if tp in assigned:
+                offsets[tp] = OffsetAndMetadata(off, "")
+        if offsets:
+            await self.consumer.commit(offsets)
+            self.stats.commits += 1
+            self.stats.last_commit = {f"{tp.topic}[{tp.partition}]": o.offset for tp, o in offsets.items()}
+        self._last_commit = now
+
+    async def on_revoked(self, revoked: list[TopicPartition]) -> None:
+        """Commit what is safe for the partitions we lose, then forget their open buckets.
+
+        The new owner resumes from that commit and rebuilds the open buckets from
+        the replayed events; emitting them half-full here would be judged twice.
+        """
+        if self.consumer is None or self.producer is None:
+            return
+        try:
+            await self._commit(force=True)
+        except Exception as exc:
+            log.warning("commit on revoke failed (the new owner replays further): %s", exc)
+        for tp in revoked:
+            if tp.topic == self.topics.rum:
+                self.partitions.pop(tp.partition, None)
+            elif tp.topic == self.topics.synthetic:
+                self.synthetic_next.pop(tp.partition, None)

@@ -1,0 +1,121 @@
+"""``apiwatch worker``: one process running the stages against any Kafka.
+
+Roles (all on by default): ``ingest`` (batched aiokafka raw path), ``detect``
+(Faust agent and tables), plus the optional stages registered in
+:data:`EXTRA_ROLES`. With no bootstrap servers configured, the worker starts
+the embedded broker itself and stops it on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from apiwatch.settings import Settings
+from apiwatch.streams.broker import EmbeddedBroker
+from apiwatch.streams.kafka import ensure_topics, topic_specs
+from apiwatch.streams.metrics import Health, HttpEndpoint, Metrics
+
+log = logging.getLogger(__name__)
+
+#: A stage that runs until its stop event is set: (settings, stop) -> coroutine.
+StageRunner = Callable[[Settings, asyncio.Event], Awaitable[None]]
+
+
+def _extra_roles() -> dict[str, StageRunner]:
+    """Stages other packages provide, by role name; imported lazily."""
+    roles: dict[str, StageRunner] = {}
+    return roles
+
+
+CORE_ROLES = ("ingest", "detect")
+
+
+@dataclass
+class WorkerOptions:
+    roles: set[str] = field(default_factory=lambda: set(CORE_ROLES) | set(_extra_roles()))
+    loglevel: str = "info"
+
+
+def all_roles() -> list[str]:
+    return [*CORE_ROLES, *_extra_roles()]
+
+
+def _stage_task(
+    role: str, runner: StageRunner, settings: Settings, stop: asyncio.Event, health: Health
+) -> Callable[[], Awaitable[None]]:
+    # A nullary coroutine function: Faust passes the app to tasks that take arguments.
+    async def run() -> None:
+        health.beat(role)
+        try:
+            await runner(settings, stop)
+        finally:
+            health.set_state(role, "stopped")
+
+    run.__name__ = f"apiwatch_{role}"
+    return run
+
+
+def with_bootstrap(settings: Settings, bootstrap: str) -> Settings:
+    kafka = settings.kafka.model_copy(update={"bootstrap_servers": bootstrap})
+    return settings.model_copy(update={"kafka": kafka})
+
+
+def run_worker(settings: Settings, options: WorkerOptions) -> None:
+    """Run until SIGTERM/SIGINT. Blocks; Faust's worker owns the event loop."""
+    import faust.worker
+
+    from apiwatch.streams.detect import DetectStage
+    from apiwatch.streams.faust_app import build_app
+    from apiwatch.streams.ingest import IngestStage
+
+    unknown = options.roles - set(all_roles())
+    if unknown:
+        raise ValueError(f"unknown role(s) {sorted(unknown)}; choose from {all_roles()}")
+    broker: EmbeddedBroker | None = None
+    bootstrap = settings.kafka.bootstrap_servers
+    if not bootstrap:
+        broker = EmbeddedBroker().start()
+        bootstrap = broker.bootstrap_servers
+        log.info("no Kafka configured: started the embedded broker on %s", bootstrap)
+        settings = with_bootstrap(settings, bootstrap)
+    try:
+        asyncio.run(ensure_topics(settings.kafka, topic_specs(settings), bootstrap))
+        app = build_app(settings, bootstrap)
+        metrics, health = Metrics(), Health()
+        if "detect" in options.roles:
+            DetectStage(app, settings, metrics, health)
+        stop = asyncio.Event()
+        endpoint = HttpEndpoint(metrics, health, settings.app.http_host, settings.app.http_port)
+
+        @app.task
+        async def serve_http() -> None:
+            port = await endpoint.start()
+            log.info("metrics on http://%s:%d/metrics", settings.app.http_host, port)
+            print(f"apiwatch worker: /metrics and /health on http://{settings.app.http_host}:{port}", flush=True)
+
+        if "ingest" in options.roles:
+            ingest = IngestStage(settings, metrics, health)
+
+            @app.task
+            async def run_ingest() -> None:
+                await ingest.run(stop)
+
+        extra = _extra_roles()
+        for role in sorted(options.roles & set(extra)):
+            app.task(_stage_task(role, extra[role], settings, stop, health))
+
+        @app.on_before_shutdown.connect
+        async def _shutdown(app: object, **kwargs: object) -> None:
+            stop.set()
+            await endpoint.stop()
+
+        worker = faust.worker.Worker(
+            app, loglevel=options.loglevel, quiet=True, override_logging=True
+        )
+        worker.execute_from_commandline()
+    finally:
+        if broker is not None:
+            broker.stop()
