@@ -24,11 +24,12 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from apiwatch.models.checks.config import ChecksConfig
+from apiwatch.models.delivery.config import DeliveryConfig
 from apiwatch.models.detection_config import DetectionConfig
 from apiwatch.models.otlp_config import OtlpConfig
 
-_REPO_DEFAULTS = Path(__file__).resolve().parent.parent / "config" / "apiwatch.yaml"
-_PACKAGED_DEFAULTS = Path(__file__).resolve().parent / "_defaults" / "apiwatch.yaml"
+_REPO_CONFIG = Path(__file__).resolve().parent.parent / "config"
+_PACKAGED_CONFIG = Path(__file__).resolve().parent / "_defaults"
 
 
 class ConfigError(ValueError):
@@ -121,6 +122,7 @@ class Settings(BaseSettings):
     ingest: IngestConfig = IngestConfig()
     detection: DetectionConfig = DetectionConfig()
     app: AppConfig = AppConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
     checks: ChecksConfig = ChecksConfig()
     otlp: OtlpConfig = OtlpConfig()
 
@@ -141,8 +143,13 @@ class Settings(BaseSettings):
         return not self.kafka.bootstrap_servers
 
 
+def config_dir() -> Path:
+    """The folder of packaged defaults (``config/`` in a checkout)."""
+    return _PACKAGED_CONFIG if _PACKAGED_CONFIG.exists() else _REPO_CONFIG
+
+
 def default_config_path() -> Path:
-    return _PACKAGED_DEFAULTS if _PACKAGED_DEFAULTS.exists() else _REPO_DEFAULTS
+    return config_dir() / "apiwatch.yaml"
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

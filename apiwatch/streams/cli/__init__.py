@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from apiwatch.streams.cli import core, deliver, stream
+from apiwatch.streams.cli import checks, core, deliver, sim, stream
 from apiwatch.streams.cli.errors import UserError
 
 app = typer.Typer(
@@ -24,7 +24,9 @@ app = typer.Typer(
 
 # Registry of command groups: one line per module.
 core.register(app)
+checks.register(app)
 stream.register(app)
+sim.register(app)
 deliver.register(app)
 
 

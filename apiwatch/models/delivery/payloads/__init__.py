@@ -1,0 +1,1 @@
+"""Request bodies per receiver, built from a notification: pure functions, no I/O."""
