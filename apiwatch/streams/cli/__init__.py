@@ -42,12 +42,16 @@ def main() -> None:
     except Exception as exc:  # click's usage errors and aborts come through here too
         import click
 
-        if isinstance(exc, click.exceptions.Exit):
+        # Typer >= 0.20 raises its own vendored copies of click's exceptions.
+        from typer._click.exceptions import ClickException as TyperClickException
+
+        if isinstance(exc, click.exceptions.Exit | typer.Exit):
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.ClickException):
-            typer.echo(f"apiwatch: {exc.format_message()}", err=True)
+        if isinstance(exc, click.ClickException | TyperClickException):
+            if exc.format_message():  # empty after "no arguments: help shown"
+                typer.echo(f"apiwatch: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        if isinstance(exc, click.exceptions.Abort | typer.Abort):
             typer.echo("apiwatch: aborted", err=True)
             sys.exit(130)
         raise
