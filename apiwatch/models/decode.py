@@ -85,9 +85,7 @@ class BatchDecoder(Generic[M]):
         out: Decoded[M] = Decoded()
         if not values:
             return out
-        simple = all(
-            v is not None and len(v) <= self.max_bytes and v[:1] == b"{" for v in values
-        )
+        simple = all(v is not None and len(v) <= self.max_bytes and v[:1] == b"{" for v in values)
         if simple:
             try:
                 joined = b"[" + b",".join(values) + b"]"  # type: ignore[arg-type]
@@ -106,7 +104,9 @@ class BatchDecoder(Generic[M]):
         self, i: int, value: bytes | None, context: dict[str, Any], out: Decoded[M]
     ) -> None:
         if value is None:
-            out.rejected.append(Rejected(i, Reason.NOT_AN_OBJECT, "message has no value (tombstone)"))
+            out.rejected.append(
+                Rejected(i, Reason.NOT_AN_OBJECT, "message has no value (tombstone)")
+            )
             return
         if len(value) > self.max_bytes:
             out.rejected.append(
@@ -122,7 +122,11 @@ class BatchDecoder(Generic[M]):
         if not items or not all(isinstance(x, dict) for x in items):
             what = "an empty array" if isinstance(obj, list) and not obj else type(obj).__name__
             out.rejected.append(
-                Rejected(i, Reason.NOT_AN_OBJECT, f"expected a JSON object or array of objects, got {what}")
+                Rejected(
+                    i,
+                    Reason.NOT_AN_OBJECT,
+                    f"expected a JSON object or array of objects, got {what}",
+                )
             )
             return
         try:

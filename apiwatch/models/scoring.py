@@ -56,7 +56,9 @@ def matches(alert: FiredAlert, truth: Truth, grace_ms: int = DEFAULT_GRACE_MS) -
     return truth.start_ms <= alert.time_ms <= truth.end_ms + grace_ms
 
 
-def score(alerts: list[FiredAlert], truths: list[Truth], grace_ms: int = DEFAULT_GRACE_MS) -> ScoreReport:
+def score(
+    alerts: list[FiredAlert], truths: list[Truth], grace_ms: int = DEFAULT_GRACE_MS
+) -> ScoreReport:
     report = ScoreReport(injected=len(truths))
     used: set[int] = set()
     kinds: Counter[str] = Counter(t.kind for t in truths)

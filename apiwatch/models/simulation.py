@@ -163,7 +163,9 @@ def _fill(route: str, rng: np.random.Generator) -> str:
         if seg.startswith("{") and seg.endswith("}"):
             name = seg[1:-1]
             if name == "uuid":
-                seg = str(uuid.UUID(int=int(rng.integers(0, 2**63)) << 64 | int(rng.integers(0, 2**63))))
+                seg = str(
+                    uuid.UUID(int=int(rng.integers(0, 2**63)) << 64 | int(rng.integers(0, 2**63)))
+                )
             else:
                 seg = str(int(rng.integers(1, 1_000_000)))
         parts.append(seg)
@@ -182,8 +184,11 @@ class Simulator:
         self.client_ips = [
             f"{int(a)}.{int(b)}.{int(c)}.{int(d)}"
             for a, b, c, d in zip(
-                pop.integers(11, 223, n), pop.integers(0, 256, n), pop.integers(0, 256, n),
-                pop.integers(1, 255, n), strict=True,
+                pop.integers(11, 223, n),
+                pop.integers(0, 256, n),
+                pop.integers(0, 256, n),
+                pop.integers(1, 255, n),
+                strict=True,
             )
         ]
         self.client_agent = pop.integers(0, len(_AGENTS), n)
@@ -240,7 +245,9 @@ class Simulator:
 
     # -- generation ----------------------------------------------------------
 
-    def generate(self, t_from_rel_ms: int, t_to_rel_ms: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def generate(
+        self, t_from_rel_ms: int, t_to_rel_ms: int
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """RUM events and synthetic results with event time in the relative slice."""
         lo = self.start_ms + t_from_rel_ms
         hi = min(self.start_ms + t_to_rel_ms, self.end_ms)
@@ -322,7 +329,9 @@ class Simulator:
         out.sort(key=lambda e: e["timestamp"])
         return out
 
-    def _run(self, chk: CheckSpec, loc: str, li: int, t: int, rng: np.random.Generator) -> dict[str, Any]:
+    def _run(
+        self, chk: CheckSpec, loc: str, li: int, t: int, rng: np.random.Generator
+    ) -> dict[str, Any]:
         failing = False
         for inc in self._active(t, "synthetic_outage"):
             if inc.target.check == chk.check_id:
@@ -347,9 +356,19 @@ class Simulator:
                     "route": template_route(s.route),
                     "status_code": code,
                     "duration_ms": round(dur, 3),
-                    "timings": {"dns": 2.0, "connect": 8.0, "tls": 15.0, "ttfb": round(dur * 0.8, 3)},
+                    "timings": {
+                        "dns": 2.0,
+                        "connect": 8.0,
+                        "tls": 15.0,
+                        "ttfb": round(dur * 0.8, 3),
+                    },
                     "assertions": [
-                        {"kind": "status_code", "passed": not broken, "expected": 200, "actual": code}
+                        {
+                            "kind": "status_code",
+                            "passed": not broken,
+                            "expected": 200,
+                            "actual": code,
+                        }
                     ],
                     "error": None,
                 }
@@ -372,8 +391,13 @@ class Simulator:
 def malformed_messages(now_ms: int) -> list[tuple[str, bytes]]:
     """One of each kind of bad input the ingest stage must dead-letter, with its expected reason."""
     good: dict[str, Any] = {
-        "timestamp": now_ms, "service": "shop", "method": "GET", "path": "/x",
-        "status": 200, "duration_ms": 5.0, "client_ip": "10.1.2.3",
+        "timestamp": now_ms,
+        "service": "shop",
+        "method": "GET",
+        "path": "/x",
+        "status": 200,
+        "duration_ms": 5.0,
+        "client_ip": "10.1.2.3",
     }
     import orjson
 

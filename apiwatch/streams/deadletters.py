@@ -45,7 +45,9 @@ class DeadLetterSink:
             timestamp_ms=timestamp_ms,
         )
         # Coordinates, not payloads, go to the log: payloads may carry personal data.
-        log.warning("dead letter %s[%d]@%d: %s: %s", topic, partition, offset, reason.value, detail[:200])
+        log.warning(
+            "dead letter %s[%d]@%d: %s: %s", topic, partition, offset, reason.value, detail[:200]
+        )
         fut = await self.producer.send(
             self.topic,
             value=letter.model_dump_json().encode(),

@@ -66,7 +66,10 @@ def _settings_for_demo(settings: Settings, bootstrap: str, run_id: str, external
     app = settings.app
     if external:
         # On a shared cluster, keep each demo's data apart from real traffic and other demos.
-        names = {k: f"{getattr(topics, k)}.{run_id}" for k in ("rum", "synthetic", "otlp", "deadletter", "buckets", "alerts")}
+        names = {
+            k: f"{getattr(topics, k)}.{run_id}"
+            for k in ("rum", "synthetic", "otlp", "deadletter", "buckets", "alerts")
+        }
         topics = topics.model_copy(update=names)
     app = app.model_copy(update={"app_id": f"apiwatch-demo-{run_id}"})
     kafka = settings.kafka.model_copy(update={"bootstrap_servers": bootstrap})
@@ -122,7 +125,13 @@ def _render(state: DemoState, scenario: Scenario, duration: float) -> Group:
             ev.data.summary,
         )
     worker = "" if state.worker_alive else "[red]worker exited[/red]"
-    return Group(Panel(head, title=f"apiwatch demo · {len(scenario.services)} services · {len(scenario.checks)} checks {worker}"), table)
+    return Group(
+        Panel(
+            head,
+            title=f"apiwatch demo · {len(scenario.services)} services · {len(scenario.checks)} checks {worker}",
+        ),
+        table,
+    )
 
 
 async def _follow(consumer: AIOKafkaConsumer, topic: str) -> None:
@@ -182,6 +191,19 @@ async def _scrape(port: int, state: DemoState, stop: asyncio.Event) -> None:
                 await asyncio.wait_for(stop.wait(), 0.5)
 
 
+def _spawn_worker(
+    settings: Settings, tmp: Path, port: int, log_path: Path
+) -> subprocess.Popen[bytes]:
+    with open(log_path, "wb") as log_file:
+        return subprocess.Popen(
+            [sys.executable, "-m", "apiwatch", "worker", "--loglevel", "warning"],
+            env=_worker_env(settings, tmp / "state", port),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+
+
 def _stop_process(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -193,7 +215,11 @@ def _stop_process(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
 
 
 async def run_demo(
-    settings: Settings, scenario: Scenario, duration: float, console: Console, truth_out: Path | None = None
+    settings: Settings,
+    scenario: Scenario,
+    duration: float,
+    console: Console,
+    truth_out: Path | None = None,
 ) -> tuple[dict[str, Any], bool]:
     run_id = uuid.uuid4().hex[:8]
     external = bool(settings.kafka.bootstrap_servers)
@@ -211,14 +237,7 @@ async def run_demo(
         log_path = Path(tmp) / "worker.log"
         try:
             await ensure_topics(settings.kafka, topic_specs(settings))
-            with open(log_path, "wb") as log_file:
-                worker = subprocess.Popen(
-                    [sys.executable, "-m", "apiwatch", "worker", "--loglevel", "warning"],
-                    env=_worker_env(settings, Path(tmp) / "state", port),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                )
+            worker = _spawn_worker(settings, Path(tmp), port, log_path)
             sim_wall = max(5.0, duration - TAIL_S)
             speed = max(1.0, scenario.duration_s / sim_wall)
             sim = SimulationRun(settings, scenario, speed=speed)
@@ -229,7 +248,12 @@ async def run_demo(
             scraper = asyncio.create_task(_scrape(port, state, stop))
             sim_task = asyncio.create_task(sim.run(stop))
             deadline = state.started + duration
-            with Live(_render(state, scenario, duration), console=console, refresh_per_second=4, transient=False) as live:
+            with Live(
+                _render(state, scenario, duration),
+                console=console,
+                refresh_per_second=4,
+                transient=False,
+            ) as live:
                 while not stop.is_set() and time.monotonic() < deadline:
                     live.update(_render(state, scenario, duration))
                     if worker.poll() is not None:
@@ -274,5 +298,7 @@ async def run_demo(
     for a in report.false:
         console.print(f"[yellow]false alert[/yellow] {a.kind} on {a.labels}")
     if report.ttd_s:
-        console.print(f"time to detect (event time): {', '.join(f'{s:.0f} s' for s in report.ttd_s)}")
+        console.print(
+            f"time to detect (event time): {', '.join(f'{s:.0f} s' for s in report.ttd_s)}"
+        )
     return summary, state.worker_alive

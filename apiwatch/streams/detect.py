@@ -68,7 +68,9 @@ class DetectStage:
         try:
             body = DetectMessage.model_validate_json(b'{"body":' + value + b"}").body
         except ValidationError as exc:
-            raise ValueError(f"not a bucket summary or synthetic run: {exc.error_count()} errors") from exc
+            raise ValueError(
+                f"not a bucket summary or synthetic run: {exc.error_count()} errors"
+            ) from exc
         series_key = body.series.encode()
         state = self.monitors.get(series_key)
         monitor = (
@@ -80,7 +82,9 @@ class DetectStage:
         self.monitors[series_key] = monitor.to_state()
         for em in emissions:
             ev = em.event(self.source)
-            await self.alerts.send(key=em.alert.fingerprint.encode(), value=ev.model_dump_json().encode())
+            await self.alerts.send(
+                key=em.alert.fingerprint.encode(), value=ev.model_dump_json().encode()
+            )
             self.metrics.alerts.labels(em.alert.kind.value, em.transition).inc()
             log.info("alert %s %s: %s", em.transition, em.alert.kind.value, em.alert.summary)
 

@@ -20,16 +20,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol, TypeAlias
 
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from apiwatch.models.aggregate import BucketFolder
-from apiwatch.models.buckets import BucketSummary, SyntheticRun, rum_series_key, synthetic_series_key
-from apiwatch.models.decode import BatchDecoder, Decoded
+from apiwatch.models.buckets import (
+    BucketSummary,
+    SyntheticRun,
+    rum_series_key,
+    synthetic_series_key,
+)
+from apiwatch.models.decode import BatchDecoder, Rejected
 from apiwatch.models.events import RumEvent, SyntheticResult
 from apiwatch.settings import Settings
 from apiwatch.streams.deadletters import DeadLetterSink
@@ -38,9 +43,33 @@ from apiwatch.streams.metrics import Health, Metrics
 
 log = logging.getLogger(__name__)
 
-Record = ConsumerRecord[bytes, bytes]
-#: Hook for stages that want the valid RUM events of each batch (e.g. access patterns).
-RumBatchHook = Callable[[int, list[RumEvent], np.ndarray], None]
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
+
+
+class IngestExtension(Protocol):
+    """A second consumer of each valid RUM batch on the same batched path (e.g. access patterns).
+
+    It folds events into its own state, hands back records to produce, and
+    says how far each source partition may be committed on its behalf, so
+    raw offsets only move once everything fed by them is durable downstream.
+    """
+
+    name: str
+
+    def on_batch(
+        self, partition: int, events: list[RumEvent], offsets: np.ndarray, now: float
+    ) -> None:
+        """Fold one batch of valid events from one source partition."""
+
+    def drain(self, now: float) -> list[tuple[str, bytes, bytes]]:
+        """Records ready to produce, as (topic, key, value)."""
+
+    def committable(self, partition: int) -> int | None:
+        """Lowest source offset still held in open state, or None if nothing is held."""
+
+    def forget_partition(self, partition: int) -> None:
+        """The partition was revoked: drop its open state (the new owner replays it)."""
+
 
 COMMIT_INTERVAL_S = 1.0
 
@@ -84,6 +113,7 @@ class IngestStage:
         metrics: Metrics | None = None,
         health: Health | None = None,
         bootstrap: str | None = None,
+        extensions: list[IngestExtension] | None = None,
     ) -> None:
         self.settings = settings
         self.cfg = settings.ingest
@@ -95,7 +125,7 @@ class IngestStage:
         self.synthetic_decoder = BatchDecoder(SyntheticResult, self.cfg.max_message_bytes)
         self.partitions: dict[int, _PartitionState] = {}
         self.synthetic_next: dict[int, int] = {}
-        self.hooks: list[RumBatchHook] = []
+        self.extensions: list[IngestExtension] = list(extensions or [])
         self.stats = IngestStats()
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -170,9 +200,11 @@ class IngestStage:
     def _context(self, now: float) -> dict[str, float]:
         return {"now": now, "max_future_skew_s": self.cfg.max_future_skew_s}
 
-    async def _reject(self, tp: TopicPartition, records: list[Record], decoded: Decoded[object]) -> None:
+    async def _reject(
+        self, tp: TopicPartition, records: list[Record], rejected: list[Rejected]
+    ) -> None:
         assert self.deadletters is not None
-        for r in decoded.rejected:
+        for r in rejected:
             rec = records[r.index]
             await self.deadletters.send(
                 rec.value,
@@ -184,11 +216,11 @@ class IngestStage:
                 key=rec.key,
                 timestamp_ms=rec.timestamp,
             )
-        self.stats.rejected += len(decoded.rejected)
+        self.stats.rejected += len(rejected)
 
     async def _ingest_rum(self, tp: TopicPartition, records: list[Record], now: float) -> None:
         decoded = self.rum_decoder.decode([r.value for r in records], self._context(now))
-        await self._reject(tp, records, decoded)  # type: ignore[arg-type]
+        await self._reject(tp, records, decoded.rejected)
         state = self.partitions.get(tp.partition)
         if state is None:
             state = _PartitionState(
@@ -204,7 +236,10 @@ class IngestStage:
         n = len(events)
         offsets = np.fromiter((records[i].offset for i in decoded.source_index), np.int64, n)
         if n:
-            keys = [rum_series_key(e.environment, e.service, e.method, e.route or e.path) for e in events]
+            keys = [
+                rum_series_key(e.environment, e.service, e.method, e.route or e.path)
+                for e in events
+            ]
             ts = np.fromiter((e.epoch_ms for e in events), np.int64, n)
             status = np.fromiter((e.status for e in events), np.int64, n)
             duration = np.fromiter((e.duration_ms for e in events), np.float64, n)
@@ -226,20 +261,27 @@ class IngestStage:
             )
             state.last_event_wall = now
             state.last_wm_ms = state.folder.watermark_ms or 0
-            for hook in self.hooks:
-                hook(tp.partition, events, offsets)
+            for ext in self.extensions:
+                ext.on_batch(tp.partition, events, offsets, now)
         else:
             state.folder.fold(
-                tp.partition, [], np.empty(0, np.int64), np.empty(0, np.int64),
-                np.empty(0), first_offset=records[0].offset, next_offset=records[-1].offset + 1,
+                tp.partition,
+                [],
+                np.empty(0, np.int64),
+                np.empty(0, np.int64),
+                np.empty(0),
+                first_offset=records[0].offset,
+                next_offset=records[-1].offset + 1,
             )
         self.stats.events += n
         self.metrics.events_in.labels(tp.topic).inc(n)
 
-    async def _ingest_synthetic(self, tp: TopicPartition, records: list[Record], now: float) -> None:
+    async def _ingest_synthetic(
+        self, tp: TopicPartition, records: list[Record], now: float
+    ) -> None:
         assert self.producer is not None
         decoded = self.synthetic_decoder.decode([r.value for r in records], self._context(now))
-        await self._reject(tp, records, decoded)  # type: ignore[arg-type]
+        await self._reject(tp, records, decoded.rejected)
         for result, i in zip(decoded.events, decoded.source_index, strict=True):
             run = SyntheticRun(
                 series=synthetic_series_key(result.environment, result.check_id),
@@ -272,6 +314,9 @@ class IngestStage:
             open_buckets += state.folder.open_buckets
             self.metrics.late_events.inc(state.folder.late_total - state.late_seen)
             state.late_seen = state.folder.late_total
+        for ext in self.extensions:
+            for topic, key, value in ext.drain(time.time()):
+                self._pending.append(await self.producer.send(topic, value=value, key=key))
         self.metrics.open_buckets.set(open_buckets)
         self.metrics.series.set(sum(s.folder.series_count for s in self.partitions.values()))
 
@@ -299,6 +344,10 @@ class IngestStage:
         for p, state in self.partitions.items():
             tp = TopicPartition(self.topics.rum, p)
             off = state.folder.committable().get(p)
+            for ext in self.extensions:
+                held = ext.committable(p)
+                if held is not None and off is not None:
+                    off = min(off, held)
             if off is not None and tp in assigned:
                 offsets[tp] = OffsetAndMetadata(off, "")
         for p, off in self.synthetic_next.items():
@@ -308,7 +357,9 @@ class IngestStage:
         if offsets:
             await self.consumer.commit(offsets)
             self.stats.commits += 1
-            self.stats.last_commit = {f"{tp.topic}[{tp.partition}]": o.offset for tp, o in offsets.items()}
+            self.stats.last_commit = {
+                f"{tp.topic}[{tp.partition}]": o.offset for tp, o in offsets.items()
+            }
         self._last_commit = now
 
     async def on_revoked(self, revoked: list[TopicPartition]) -> None:
@@ -326,5 +377,7 @@ class IngestStage:
         for tp in revoked:
             if tp.topic == self.topics.rum:
                 self.partitions.pop(tp.partition, None)
+                for ext in self.extensions:
+                    ext.forget_partition(tp.partition)
             elif tp.topic == self.topics.synthetic:
                 self.synthetic_next.pop(tp.partition, None)

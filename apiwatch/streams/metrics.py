@@ -32,7 +32,10 @@ class Metrics:
             "apiwatch_messages_in", "Raw messages consumed", ["topic"], registry=r
         )
         self.dead_letters = Counter(
-            "apiwatch_dead_letters", "Messages sent to the dead-letter topic", ["reason"], registry=r
+            "apiwatch_dead_letters",
+            "Messages sent to the dead-letter topic",
+            ["reason"],
+            registry=r,
         )
         self.late_events = Counter(
             "apiwatch_late_events", "Events that arrived after their bucket closed", registry=r
@@ -76,7 +79,11 @@ class Health:
         return all(s.get("state") == "running" for s in self.stages.values())
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "uptime_s": round(time.time() - self.started, 1), "stages": self.stages}
+        return {
+            "ok": self.ok,
+            "uptime_s": round(time.time() - self.started, 1),
+            "stages": self.stages,
+        }
 
 
 class HttpEndpoint:
@@ -97,9 +104,9 @@ class HttpEndpoint:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        server = site._server
-        if server is not None and getattr(server, "sockets", None):
-            self.port = server.sockets[0].getsockname()[1]
+        sockets = getattr(site._server, "sockets", None)
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
         return self.port
 
     async def stop(self) -> None:

@@ -79,7 +79,9 @@ class SimulationRun:
         self.settings = settings
         self.scenario = scenario
         self.speed = speed
-        self.sim = Simulator(scenario, start_ms if start_ms is not None else anchored_start_ms(scenario, speed))
+        self.sim = Simulator(
+            scenario, start_ms if start_ms is not None else anchored_start_ms(scenario, speed)
+        )
         self.progress = SimulationProgress()
         self.on_progress = on_progress
 
@@ -87,7 +89,9 @@ class SimulationRun:
         return self.sim.truth()
 
     def write_truth(self, path: Path) -> None:
-        path.write_bytes(orjson.dumps([t.as_dict() for t in self.truth()], option=orjson.OPT_INDENT_2))
+        path.write_bytes(
+            orjson.dumps([t.as_dict() for t in self.truth()], option=orjson.OPT_INDENT_2)
+        )
 
     async def run(self, stop: asyncio.Event | None = None) -> SimulationProgress:
         stop = stop or asyncio.Event()
@@ -109,7 +113,9 @@ class SimulationRun:
                 for ev in rum:
                     await producer.send(t.rum, orjson.dumps(ev), key=ev["service"].encode())
                 for res in syn:
-                    await producer.send(t.synthetic, orjson.dumps(res), key=res["check_id"].encode())
+                    await producer.send(
+                        t.synthetic, orjson.dumps(res), key=res["check_id"].encode()
+                    )
                 # Spread the malformed messages evenly over the run.
                 due = (total_bad * target) // duration_ms
                 while self.progress.malformed < due:

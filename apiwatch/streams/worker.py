@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from apiwatch.settings import Settings
 from apiwatch.streams.broker import EmbeddedBroker
@@ -90,27 +91,31 @@ def run_worker(settings: Settings, options: WorkerOptions) -> None:
         stop = asyncio.Event()
         endpoint = HttpEndpoint(metrics, health, settings.app.http_host, settings.app.http_port)
 
-        @app.task
         async def serve_http() -> None:
             port = await endpoint.start()
             log.info("metrics on http://%s:%d/metrics", settings.app.http_host, port)
-            print(f"apiwatch worker: /metrics and /health on http://{settings.app.http_host}:{port}", flush=True)
+            print(
+                f"apiwatch worker: /metrics and /health on http://{settings.app.http_host}:{port}",
+                flush=True,
+            )
 
         if "ingest" in options.roles:
             ingest = IngestStage(settings, metrics, health)
 
-            @app.task
             async def run_ingest() -> None:
                 await ingest.run(stop)
+
+            app.task(run_ingest)
 
         extra = _extra_roles()
         for role in sorted(options.roles & set(extra)):
             app.task(_stage_task(role, extra[role], settings, stop, health))
 
-        @app.on_before_shutdown.connect
-        async def _shutdown(app: object, **kwargs: object) -> None:
+        async def _shutdown(sender: Any, *, signal: Any = None, **kwargs: Any) -> None:
             stop.set()
             await endpoint.stop()
+
+        app.on_before_shutdown.connect(_shutdown)  # type: ignore[arg-type]
 
         worker = faust.worker.Worker(
             app, loglevel=options.loglevel, quiet=True, override_logging=True

@@ -30,8 +30,12 @@ def _scenario(path: Path | None):  # type: ignore[no-untyped-def]
 def simulate(
     config: ConfigOption = None,
     scenario: ScenarioOption = None,
-    speed: Annotated[float, typer.Option(help="Event time runs this many times faster than real time.")] = 1.0,
-    truth_out: Annotated[Path | None, typer.Option(help="Write the injected incidents (ground truth) here as JSON.")] = None,
+    speed: Annotated[
+        float, typer.Option(help="Event time runs this many times faster than real time.")
+    ] = 1.0,
+    truth_out: Annotated[
+        Path | None, typer.Option(help="Write the injected incidents (ground truth) here as JSON.")
+    ] = None,
     bootstrap_servers: Annotated[str | None, typer.Option(help="Kafka bootstrap servers.")] = None,
 ) -> None:
     """Publish realistic RUM and synthetic traffic with injected incidents."""
@@ -41,7 +45,9 @@ def simulate(
     sc = _scenario(scenario)
     bootstrap = bootstrap_servers or settings.kafka.bootstrap_servers
     if not bootstrap:
-        raise UserError("no Kafka to publish to: set --bootstrap-servers or kafka.bootstrap_servers")
+        raise UserError(
+            "no Kafka to publish to: set --bootstrap-servers or kafka.bootstrap_servers"
+        )
     from apiwatch.streams.worker import with_bootstrap
 
     run = SimulationRun(with_bootstrap(settings, bootstrap), sc, speed=speed)
@@ -53,14 +59,18 @@ def simulate(
         progress = asyncio.run(run.run())
     except KeyboardInterrupt:
         raise UserError("interrupted", exit_code=130) from None
-    console.print(f"sent {progress.rum:,} RUM events, {progress.synthetic:,} synthetic results, {progress.malformed} malformed")
+    console.print(
+        f"sent {progress.rum:,} RUM events, {progress.synthetic:,} synthetic results, {progress.malformed} malformed"
+    )
 
 
 def demo(
     config: ConfigOption = None,
     duration: Annotated[float, typer.Option(help="Stop after this many seconds.")] = 90.0,
     scenario: ScenarioOption = None,
-    truth_out: Annotated[Path | None, typer.Option(help="Write the injected incidents here as JSON.")] = None,
+    truth_out: Annotated[
+        Path | None, typer.Option(help="Write the injected incidents here as JSON.")
+    ] = None,
 ) -> None:
     """Embedded broker + worker + simulator, with a live view of rates and alerts."""
     from apiwatch.streams.demo import run_demo

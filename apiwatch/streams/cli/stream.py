@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Annotated
 
@@ -24,7 +25,9 @@ def worker(
     bootstrap_servers: Annotated[
         str | None, typer.Option(help="Kafka bootstrap servers (overrides config).")
     ] = None,
-    http_port: Annotated[int | None, typer.Option(help="Port for /metrics and /health; 0 = any.")] = None,
+    http_port: Annotated[
+        int | None, typer.Option(help="Port for /metrics and /health; 0 = any.")
+    ] = None,
     loglevel: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run the stream processors (ingest, detect, …) until SIGTERM or Ctrl-C."""
@@ -44,7 +47,9 @@ def worker(
     roles = set(role) if role else set(all_roles())
     unknown = roles - set(all_roles())
     if unknown:
-        raise UserError(f"unknown role {sorted(unknown)[0]!r}; choose from {', '.join(all_roles())}")
+        raise UserError(
+            f"unknown role {sorted(unknown)[0]!r}; choose from {', '.join(all_roles())}"
+        )
     logging.basicConfig(level=loglevel.upper())
     run_worker(settings, WorkerOptions(roles=roles, loglevel=loglevel.lower()))
 
@@ -62,13 +67,13 @@ def alerts_tail(
     bootstrap = bootstrap_servers or settings.kafka.bootstrap_servers
     if not bootstrap:
         raise UserError("no Kafka to read from: set --bootstrap-servers or kafka.bootstrap_servers")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_tail(settings, bootstrap, as_json, from_beginning, limit))
-    except KeyboardInterrupt:
-        pass
 
 
-async def _tail(settings: object, bootstrap: str, as_json: bool, from_beginning: bool, limit: int) -> None:
+async def _tail(
+    settings: object, bootstrap: str, as_json: bool, from_beginning: bool, limit: int
+) -> None:
     from aiokafka import TopicPartition
     from pydantic import ValidationError
     from rich.console import Console
@@ -124,5 +129,3 @@ def format_alert(ev: AlertEvent) -> str:
 def register(app: typer.Typer) -> None:
     app.command()(worker)
     app.add_typer(alerts_app, name="alerts")
-
-
