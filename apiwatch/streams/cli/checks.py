@@ -122,7 +122,7 @@ def once(
             exit_code=3,
         )
     if failed:
-        raise typer.Exit(1)
+        raise UserError(f"{failed} of {len(checks)} checks failed", exit_code=1)
 
 
 async def _once(
