@@ -24,7 +24,9 @@ def delivery_settings(
 ) -> Callable[..., Settings]:
     """Factory: settings with per-test delivery topics and fast timings.
 
-    Backoff starts at 0.2 s so retries happen within a test; groups wait 0.3 s.
+    Backoff starts at 0.2 s so retries happen within a test; groups wait 0.3 s. The
+    session timeout is 4 s: the embedded broker stalls a group's first join for about
+    half of it, and a killed worker's member is dropped after all of it.
     ``route`` keys replace the root route's, and ``routes`` defaults to none so the
     example tree of the packaged config never applies.
     """
@@ -67,6 +69,6 @@ def delivery_settings(
             "inhibit_rules": [],
             **delivery,
         }
-        return settings_for(delivery=config)
+        return settings_for(delivery=config, kafka={"session_timeout_s": 4.0})
 
     return make

@@ -54,6 +54,8 @@ class Recorder:
     requests: list[Recorded] = field(default_factory=list)
     _scripts: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
     _always: dict[str, int] = field(default_factory=dict)
+    _stall: threading.Event = field(default_factory=threading.Event)
+    _stalled_paths: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
 
@@ -64,6 +66,8 @@ class Recorder:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length)
+                if self.path in recorder._stalled_paths:
+                    recorder._stall.wait(10)
                 status, headers = recorder._answer(self.path)
                 with recorder._lock:
                     recorder.requests.append(
@@ -82,18 +86,21 @@ class Recorder:
                 return
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:
+        self._stall.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
 
     def url(self, path: str) -> str:
         assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{path}"
+        port = self._server.server_address[1]
+        return f"http://127.0.0.1:{port}{path}"
 
     def script(self, path: str, *answers: int | tuple[int, dict[str, str]]) -> None:
         with self._lock:
@@ -104,6 +111,10 @@ class Recorder:
     def fail(self, path: str, status: int) -> None:
         with self._lock:
             self._always[path] = status
+
+    def stall(self, path: str) -> None:
+        """Hold every request to ``path`` unanswered (up to 10 s, or until stop)."""
+        self._stalled_paths.add(path)
 
     def recover(self, path: str) -> None:
         with self._lock:
