@@ -79,6 +79,13 @@ class RumPublisher:
             return
         self._queue.append(event)
 
+    def shed_if_full(self) -> bool:
+        """Drop and count an event before it is even built, when it could not be queued."""
+        if self._thread is not None and len(self._queue) >= self.config.queue_size:
+            self._count(dropped=1)
+            return True
+        return False
+
     def stats(self) -> CaptureStats:
         with self._counts_lock:
             return CaptureStats(len(self._queue), self._sent, self._dropped, self._failed)

@@ -52,6 +52,8 @@ class Recorder(Generic[R]):
         status: int,
         sent: int,
     ) -> None:
+        if self.publisher.shed_if_full():
+            return  # Kafka is behind: do not spend the request's time describing it
         try:
             f = facts(request)
             event = build_event(
