@@ -66,8 +66,6 @@ class Recorder:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length)
-                if self.path in recorder._stalled_paths:
-                    recorder._stall.wait(10)
                 status, headers = recorder._answer(self.path)
                 with recorder._lock:
                     recorder.requests.append(
@@ -75,6 +73,8 @@ class Recorder:
                             self.path, {k.lower(): v for k, v in self.headers.items()}, body, status
                         )
                     )
+                if self.path in recorder._stalled_paths:
+                    recorder._stall.wait(10)
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
@@ -113,8 +113,11 @@ class Recorder:
             self._always[path] = status
 
     def stall(self, path: str) -> None:
-        """Hold every request to ``path`` unanswered (up to 10 s, or until stop)."""
+        """Hold requests to ``path`` unanswered (recorded at once) until ``unstall`` or stop."""
         self._stalled_paths.add(path)
+
+    def unstall(self) -> None:
+        self._stall.set()
 
     def recover(self, path: str) -> None:
         with self._lock:

@@ -29,9 +29,11 @@ def _by_service(*names: str) -> list[dict[str, object]]:
 async def test_failures_are_retried_with_backoff_or_dead_lettered(
     delivery_settings: Callable[..., Settings], http_recorder: Recorder
 ) -> None:
-    receivers = ("flaky", "down", "rejecting", "throttled")
+    receivers = ("flaky", "down", "rejecting", "throttled", "stuck")
+    hooks = {name: _hook(http_recorder, f"/{name}") for name in receivers}
+    hooks["stuck"]["timeout_s"] = 30
     settings = delivery_settings(
-        receivers={name: _hook(http_recorder, f"/{name}") for name in receivers},
+        receivers=hooks,
         route={"receiver": "flaky", "routes": _by_service(*receivers)},
         retry={"max_attempts": 3},
     )
@@ -39,6 +41,7 @@ async def test_failures_are_retried_with_backoff_or_dead_lettered(
     http_recorder.fail("/down", 503)
     http_recorder.script("/rejecting", 400)
     http_recorder.script("/throttled", (429, {"Retry-After": "1"}))
+    http_recorder.stall("/stuck")
     events = {name: alert_event({"service": name, "route": "/x"}) for name in receivers}
 
     async with running(settings):
@@ -49,6 +52,10 @@ async def test_failures_are_retried_with_backoff_or_dead_lettered(
             log = await log_topic.wait_for(lambda es: sum(e["outcome"] == "sent" for e in es) >= 2)
         flaky = http_recorder.at("/flaky")
         throttled = http_recorder.at("/throttled")
+        # All of the above settled while the stuck receiver still holds its request.
+        assert len(http_recorder.at("/stuck")) == 1
+        assert all(e["receiver"] != "stuck" for e in log)
+        http_recorder.unstall()
 
     # 503 then 200: exactly one more send, same idempotency key, after backoff.
     assert [r.status for r in flaky] == [503, 200]
