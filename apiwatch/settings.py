@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from apiwatch.models.access.config import AccessConfig
 from apiwatch.models.checks.config import ChecksConfig
 from apiwatch.models.delivery.config import DeliveryConfig
 from apiwatch.models.detection_config import DetectionConfig
@@ -125,6 +126,7 @@ class Settings(BaseSettings):
     delivery: DeliveryConfig = DeliveryConfig()
     checks: ChecksConfig = ChecksConfig()
     otlp: OtlpConfig = OtlpConfig()
+    access: AccessConfig = AccessConfig()
 
     @classmethod
     def settings_customise_sources(

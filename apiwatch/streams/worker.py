@@ -68,9 +68,11 @@ def run_worker(settings: Settings, options: WorkerOptions) -> None:
     """Run until SIGTERM/SIGINT. Blocks; Faust's worker owns the event loop."""
     import faust.worker
 
+    from apiwatch.streams.access import AccessExtension, access_topic_specs
+    from apiwatch.streams.access_detect import AccessDetectStage
     from apiwatch.streams.detect import DetectStage
     from apiwatch.streams.faust_app import build_app
-    from apiwatch.streams.ingest import IngestStage
+    from apiwatch.streams.ingest import IngestExtension, IngestStage
 
     unknown = options.roles - set(all_roles())
     if unknown:
@@ -83,11 +85,15 @@ def run_worker(settings: Settings, options: WorkerOptions) -> None:
         log.info("no Kafka configured: started the embedded broker on %s", bootstrap)
         settings = with_bootstrap(settings, bootstrap)
     try:
-        asyncio.run(ensure_topics(settings.kafka, topic_specs(settings), bootstrap))
+        access = settings.access.enabled
+        specs = topic_specs(settings) + (access_topic_specs(settings) if access else [])
+        asyncio.run(ensure_topics(settings.kafka, specs, bootstrap))
         app = build_app(settings, bootstrap)
         metrics, health = Metrics(), Health()
         if "detect" in options.roles:
             DetectStage(app, settings, metrics, health)
+            if access:
+                AccessDetectStage(app, settings, metrics, health)
         stop = asyncio.Event()
         endpoint = HttpEndpoint(metrics, health, settings.app.http_host, settings.app.http_port)
 
@@ -100,7 +106,8 @@ def run_worker(settings: Settings, options: WorkerOptions) -> None:
             )
 
         if "ingest" in options.roles:
-            ingest = IngestStage(settings, metrics, health)
+            extensions: list[IngestExtension] = [AccessExtension(settings)] if access else []
+            ingest = IngestStage(settings, metrics, health, extensions=extensions)
 
             async def run_ingest() -> None:
                 await ingest.run(stop)

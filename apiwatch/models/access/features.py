@@ -1,0 +1,89 @@
+"""Per-client window features for the anomalous-client model.
+
+One row per client and judgement, over the model's window: rate, breadth,
+error and refusal shares, login failures, distinct ids and identities,
+user-agent changes, payload size, burstiness and time of day. Counts are
+``log1p``-scaled so a client ten times busier is one step further out, not
+ten; shares stay in [0, 1].
+
+>>> from apiwatch.models.access.config import AccessConfig
+>>> from apiwatch.models.access.records import ClientWindow
+>>> from apiwatch.models.access.state import ClientState
+>>> cfg = AccessConfig()
+>>> s = ClientState("production|ip|192.0.2.1", cfg)
+>>> s.merge(ClientWindow(client=s.client, start_ms=0, end_ms=10_000, first_ms=0,
+...     last_ms=9_000, count=40, errors_4xx=10, not_found=8))
+>>> row = client_features(s, 10_000, cfg.model.window_s, cfg.fold.window_s)
+>>> dict(zip(FEATURES, row))["not_found_share"]
+0.2
+"""
+
+from __future__ import annotations
+
+import math
+
+from apiwatch.models.access.state import ClientState, Col, RCol
+
+FEATURES: tuple[str, ...] = (
+    "requests_per_min",
+    "distinct_routes",
+    "server_error_share",
+    "client_error_share",
+    "not_found_share",
+    "denied_share",
+    "login_failure_share",
+    "distinct_ids",
+    "distinct_identities",
+    "user_agents",
+    "write_share",
+    "kb_per_request",
+    "active_window_share",
+    "hour_sin",
+    "hour_cos",
+)
+#: Features shown to people as counts (the model sees them log1p-scaled).
+LOG_SCALED = frozenset(
+    {"requests_per_min", "distinct_routes", "distinct_ids", "distinct_identities", "user_agents",
+     "kb_per_request"}
+)  # fmt: skip
+
+
+def client_features(
+    state: ClientState, now_ms: int, window_s: float, micro_window_s: float
+) -> list[float]:
+    """The feature row of ``state`` over the trailing ``window_s``."""
+    start = now_ms - int(window_s * 1000)
+    t = state.totals(start)
+    n = max(1, t[Col.COUNT])
+    windows = state.counters.windows_since(start)
+    span_min = max(micro_window_s, min(window_s, windows * micro_window_s)) / 60
+    denied = sum(s.sum_since(start)[RCol.DENIED] for s in state.routes.values())
+    ids = sum(s.count_since(start) for s in state.ids.values())
+    identities = state.users.count_since(start) if state.is_ip else state.ips.count_since(start)
+    hour = (now_ms / 3_600_000) % 24
+    return [
+        math.log1p(t[Col.COUNT] / span_min),
+        math.log1p(len(state.routes)),
+        t[Col.E5XX] / n,
+        t[Col.E4XX] / n,
+        t[Col.NOT_FOUND] / n,
+        denied / n,
+        t[Col.LOGIN_FAIL] / n,
+        math.log1p(ids),
+        math.log1p(identities),
+        math.log1p(state.agents.count_since(start)),
+        t[Col.WRITES] / n,
+        math.log1p(t[Col.KBYTES] / n),
+        windows / max(1.0, window_s / micro_window_s),
+        math.sin(2 * math.pi * hour / 24),
+        math.cos(2 * math.pi * hour / 24),
+    ]
+
+
+def shown(name: str, value: float) -> float:
+    """A feature value as people read it (undo the log scaling).
+
+    >>> shown("requests_per_min", math.log1p(9.0)), shown("not_found_share", 0.5)
+    (9.0, 0.5)
+    """
+    return round(math.expm1(value), 3) if name in LOG_SCALED else round(value, 3)
