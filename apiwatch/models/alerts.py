@@ -42,6 +42,7 @@ class AlertKind(StrEnum):
     TOKEN_SHARING = "token_sharing"
     IMPOSSIBLE_TRAVEL = "impossible_travel"
     ANOMALOUS_CLIENT = "anomalous_client"
+    ANOMALOUS_VALUE = "anomalous_value"
 
 
 class AlertStatus(StrEnum):

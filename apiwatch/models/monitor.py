@@ -76,8 +76,8 @@ class SeriesMonitor:
         self.cfg = cfg
         self.series = series
         self.kind, self.labels = labels_of(series)
-        self.detectors: list[BucketDetector[Any]] = detectors_for(self.kind, cfg)
-        self.lifecycles = [AlertLifecycle(cfg.lifecycle) for _ in self.detectors]
+        self.detectors: list[BucketDetector[Any]] = detectors_for(self.kind, cfg, self.labels)
+        self.lifecycles = [AlertLifecycle(d.lifecycle or cfg.lifecycle) for d in self.detectors]
         self.last_verdicts: list[Verdict | None] = [None for _ in self.detectors]
         self.last_start_ms: int | None = None
         self.recent_runs: deque[str] = deque(maxlen=256)

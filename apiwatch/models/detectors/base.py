@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 from apiwatch.models.alerts import AlertKind, Expected, Observed, Severity
+from apiwatch.models.baseline import RobustBaseline, SeasonalBaseline
+from apiwatch.models.detection_config import BaselineConfig, LifecycleConfig
 
 T = TypeVar("T")
 
@@ -40,6 +42,8 @@ class BucketDetector(ABC, Generic[T]):
     """Scores one statistic of a series, one input (bucket or run) at a time."""
 
     kind: ClassVar[AlertKind]
+    #: Lifecycle settings for this detector's alerts; None = the shared default.
+    lifecycle: LifecycleConfig | None = None
 
     @abstractmethod
     def judge(self, item: T) -> Verdict:
@@ -55,3 +59,28 @@ class BucketDetector(ABC, Generic[T]):
 
     @abstractmethod
     def load_state(self, state: dict[str, Any]) -> None: ...
+
+
+def rolling_baseline(cfg: BaselineConfig) -> RobustBaseline:
+    return RobustBaseline(
+        cfg.window, cfg.warmup, cfg.mad_k, cfg.min_ratio, relearn_after=cfg.relearn_after
+    )
+
+
+def seasonal_baseline(cfg: BaselineConfig) -> SeasonalBaseline:
+    return SeasonalBaseline(rolling_baseline(cfg), seasonal_weight=cfg.seasonal_weight)
+
+
+def bound_score(value: float, center: float, bound: float) -> float:
+    """0 at the center, 0.5 at the bound, approaching 1 far beyond it (either side).
+
+    >>> bound_score(100, 100, 150), bound_score(150, 100, 150), round(bound_score(400, 100, 150), 2)
+    (0.0, 0.5, 0.86)
+    >>> bound_score(0, 100, 40)
+    0.625
+    """
+    span = bound - center
+    if span == 0:
+        return 1.0 if value != center else 0.0
+    z = max(0.0, (value - center) / span)
+    return z / (1.0 + z)

@@ -19,23 +19,9 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from apiwatch.models.alerts import AlertKind, Observed, Severity
-from apiwatch.models.baseline import RobustBaseline
 from apiwatch.models.buckets import BucketSummary
 from apiwatch.models.detection_config import LatencyConfig
-from apiwatch.models.detectors.base import BucketDetector, Verdict
-
-
-def bound_score(value: float, center: float, bound: float) -> float:
-    """0 at the center, 0.5 at the bound, approaching 1 far beyond it.
-
-    >>> bound_score(100, 100, 150), bound_score(150, 100, 150), round(bound_score(400, 100, 150), 2)
-    (0.0, 0.5, 0.86)
-    """
-    span = bound - center
-    if span <= 0:
-        return 1.0 if value > bound else 0.0
-    z = max(0.0, (value - center) / span)
-    return z / (1.0 + z)
+from apiwatch.models.detectors.base import BucketDetector, Verdict, bound_score, seasonal_baseline
 
 
 class LatencySpike(BucketDetector[BucketSummary]):
@@ -51,8 +37,7 @@ class LatencySpike(BucketDetector[BucketSummary]):
 
     def __init__(self, cfg: LatencyConfig) -> None:
         self.cfg = cfg
-        b = cfg.baseline
-        self.baseline = RobustBaseline(b.window, b.warmup, b.mad_k, b.min_ratio)
+        self.baseline = seasonal_baseline(cfg.baseline)
 
     def _value(self, item: BucketSummary) -> float | None:
         if item.count < self.cfg.min_samples:
@@ -63,7 +48,7 @@ class LatencySpike(BucketDetector[BucketSummary]):
         value = self._value(item)
         if value is None:
             return Verdict.unknown(f"{item.count} requests < min_samples {self.cfg.min_samples}")
-        expected = self.baseline.expected()
+        expected = self.baseline.expected(item.start_ms)
         if expected is None:
             return Verdict.unknown("baseline warming up")
         q = round(self.cfg.quantile * 100)
@@ -87,11 +72,13 @@ class LatencySpike(BucketDetector[BucketSummary]):
         )
 
     def learn(self, item: BucketSummary, verdict: Verdict) -> None:
-        if verdict.anomalous:
-            return
         value = self._value(item)
-        if value is not None:
-            self.baseline.update(value)
+        if value is None:
+            return
+        if verdict.anomalous:
+            self.baseline.hold(value)
+        else:
+            self.baseline.update(value, item.start_ms)
 
     def to_state(self) -> dict[str, Any]:
         return {"baseline": self.baseline.to_state()}
