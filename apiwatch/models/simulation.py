@@ -30,14 +30,40 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from apiwatch.models.access.traffic import (
+    AttackKind,
+    AttackSpec,
+    HeavyKind,
+    HeavySpec,
+    attack_events,
+    attacker_identity,
+    heavy_events,
+)
 from apiwatch.models.routes import template_route
 
-IncidentKind = Literal["latency_spike", "error_surge", "traffic_drop", "synthetic_outage"]
+IncidentKind = Literal[
+    "latency_spike",
+    "error_surge",
+    "traffic_drop",
+    "synthetic_outage",
+    "brute_force",
+    "credential_stuffing",
+    "distributed_stuffing",
+    "enumeration",
+    "scraping",
+    "probing",
+    "token_sharing",
+    "impossible_travel",
+]
+#: Incident kinds that are abusive clients (traffic added, see models/access/traffic.py).
+ATTACK_KINDS = frozenset(get_args(AttackKind))
+#: Attacks whose traffic goes to the target route, which must then be given.
+_ROUTED_ATTACKS = ATTACK_KINDS - {"probing"}
 
 #: Which alert kinds count as detecting which injected incident kind.
 DETECTED_BY: dict[str, tuple[str, ...]] = {
@@ -45,7 +71,19 @@ DETECTED_BY: dict[str, tuple[str, ...]] = {
     "error_surge": ("error_surge", "slo_burn"),
     "traffic_drop": ("traffic_anomaly",),
     "synthetic_outage": ("synthetic_failure",),
+    "brute_force": ("brute_force",),
+    "credential_stuffing": ("credential_stuffing",),
+    "distributed_stuffing": ("credential_stuffing",),
+    "enumeration": ("enumeration",),
+    "scraping": ("scraping",),
+    "probing": ("probing",),
+    "token_sharing": ("token_sharing",),
+    "impossible_travel": ("impossible_travel",),
 }
+
+
+#: Longest event-time slice generated with one incident and rate lookup.
+SLICE_MS = 1000
 
 
 class _Strict(BaseModel):
@@ -101,7 +139,8 @@ class IncidentSpec(_Strict):
     magnitude: float = Field(
         gt=0,
         description="latency_spike: latency multiplier; error_surge: added 5xx share (0-1); "
-        "traffic_drop: remaining share of traffic (0-1); synthetic_outage: share of locations failing.",
+        "traffic_drop: remaining share of traffic (0-1); synthetic_outage: share of locations failing; "
+        "attacks: the attacker's requests per second.",
     )
 
     @model_validator(mode="after")
@@ -112,7 +151,17 @@ class IncidentSpec(_Strict):
             raise ValueError(f"a {self.kind} needs target.service")
         if self.kind in ("error_surge", "traffic_drop") and self.magnitude > 1:
             raise ValueError(f"a {self.kind} magnitude is a share between 0 and 1")
+        if self.kind in _ROUTED_ATTACKS and not (self.target.route and self.target.method):
+            raise ValueError(f"a {self.kind} attack needs target.method and target.route")
         return self
+
+
+class HeavyClientSpec(_Strict):
+    """A heavy but legitimate client, part of normal traffic (alerts on it are false)."""
+
+    kind: HeavyKind
+    service: str
+    rate_rps: float = Field(gt=0)
 
 
 class Scenario(_Strict):
@@ -124,6 +173,7 @@ class Scenario(_Strict):
     incidents: list[IncidentSpec] = Field(default_factory=list)
     daily_amplitude: float = Field(0.4, ge=0, lt=1)
     malformed: int = Field(0, ge=0, description="Malformed messages sent across the run.")
+    heavy_clients: list[HeavyClientSpec] = Field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,8 +252,10 @@ class Simulator:
 
     def truth(self) -> list[Truth]:
         out = []
-        for inc in self.sc.incidents:
+        for i, inc in enumerate(self.sc.incidents):
             labels = {k: v for k, v in inc.target.model_dump().items() if v is not None}
+            if inc.kind in ATTACK_KINDS and inc.kind != "distributed_stuffing":
+                labels = attacker_identity(inc.kind, i)  # the client is what an alert names
             if inc.target.service:
                 svc = self._service(inc.target.service)
                 labels.setdefault("environment", svc.environment)
@@ -254,7 +306,10 @@ class Simulator:
         if hi <= lo:
             return [], []
         rng = np.random.default_rng([self.sc.seed, lo])
-        rum = self._rum(lo, hi, rng)
+        rum: list[dict[str, Any]] = []
+        # Incidents and the daily rhythm are looked up per slice: keep slices short.
+        for a in range(lo, hi, SLICE_MS):
+            rum.extend(self._rum(a, min(a + SLICE_MS, hi), rng))
         syn = self._synthetic(lo, hi, rng)
         return rum, syn
 
@@ -310,7 +365,40 @@ class Simulator:
                             "event_id": f"sim-{self.sc.seed}-{lo}-{self._seq}",
                         }
                     )
+        out.extend(self._abusive_and_heavy(lo, hi, rng))
         out.sort(key=lambda e: e["timestamp"])
+        return out
+
+    def attack_specs(self) -> list[tuple[IncidentSpec, AttackSpec]]:
+        out = []
+        for i, inc in enumerate(self.sc.incidents):
+            if inc.kind in ATTACK_KINDS:
+                env = self._service(inc.target.service or "").environment
+                t = inc.target
+                spec = AttackSpec(inc.kind, t.service or "", t.method or "GET", t.route or "/",
+                                  inc.magnitude, i, self.sc.seed, env)  # fmt: skip
+                out.append((inc, spec))
+        return out
+
+    def heavy_specs(self) -> list[HeavySpec]:
+        return [
+            HeavySpec(
+                h.kind, h.service, h.rate_rps, i, self.sc.seed, self._service(h.service).environment
+            )
+            for i, h in enumerate(self.sc.heavy_clients)
+        ]
+
+    def _abusive_and_heavy(
+        self, lo: int, hi: int, rng: np.random.Generator
+    ) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for inc, spec in self.attack_specs():
+            a = max(lo, self.start_ms + int(inc.start_s * 1000))
+            b = min(hi, self.start_ms + int((inc.start_s + inc.duration_s) * 1000))
+            if a < b:
+                out.extend(attack_events(spec, a, b, rng))
+        for heavy in self.heavy_specs():
+            out.extend(heavy_events(heavy, lo, hi, rng))
         return out
 
     def _synthetic(self, lo: int, hi: int, rng: np.random.Generator) -> list[dict[str, Any]]:

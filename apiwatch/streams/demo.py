@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import signal
 import subprocess
@@ -41,6 +40,7 @@ from apiwatch.settings import Settings
 from apiwatch.streams.broker import EmbeddedBroker, free_port
 from apiwatch.streams.kafka import ensure_topics, make_consumer, topic_specs
 from apiwatch.streams.simulate import SimulationProgress, SimulationRun
+from apiwatch.streams.worker import worker_env
 
 #: Wall seconds kept after the simulation for the last buckets to be judged.
 TAIL_S = 7.0
@@ -73,28 +73,12 @@ def _settings_for_demo(settings: Settings, bootstrap: str, run_id: str, external
         topics = topics.model_copy(update=names)
     app = app.model_copy(update={"app_id": f"apiwatch-demo-{run_id}"})
     kafka = settings.kafka.model_copy(update={"bootstrap_servers": bootstrap})
-    return settings.model_copy(update={"kafka": kafka, "topics": topics, "app": app})
-
-
-def _worker_env(settings: Settings, state_dir: Path, port: int) -> dict[str, str]:
-    env = dict(os.environ)
-    t = settings.topics
-    env.update(
-        {
-            "APIWATCH_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-            "APIWATCH_TOPICS__RUM": t.rum,
-            "APIWATCH_TOPICS__SYNTHETIC": t.synthetic,
-            "APIWATCH_TOPICS__OTLP": t.otlp,
-            "APIWATCH_TOPICS__DEADLETTER": t.deadletter,
-            "APIWATCH_TOPICS__BUCKETS": t.buckets,
-            "APIWATCH_TOPICS__ALERTS": t.alerts,
-            "APIWATCH_APP__APP_ID": settings.app.app_id,
-            "APIWATCH_APP__STATE_DIR": str(state_dir),
-            "APIWATCH_APP__HTTP_PORT": str(port),
-            "APIWATCH_INGEST__GROUP_ID": f"{settings.app.app_id}-ingest",
-        }
+    # The delivery API's fixed port may be taken on a developer machine: any free one will do.
+    api = settings.delivery.api.model_copy(update={"port": 0})
+    delivery = settings.delivery.model_copy(update={"api": api})
+    return settings.model_copy(
+        update={"kafka": kafka, "topics": topics, "app": app, "delivery": delivery}
     )
-    return env
 
 
 def _render(state: DemoState, scenario: Scenario, duration: float) -> Group:
@@ -197,7 +181,7 @@ def _spawn_worker(
     with open(log_path, "wb") as log_file:
         return subprocess.Popen(
             [sys.executable, "-m", "apiwatch", "worker", "--loglevel", "warning"],
-            env=_worker_env(settings, tmp / "state", port),
+            env=worker_env(settings, tmp / "state", port),
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,

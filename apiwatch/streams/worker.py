@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import yaml
+from pydantic import SecretStr
 
 from apiwatch.settings import Settings
 from apiwatch.streams.broker import EmbeddedBroker
@@ -27,8 +32,10 @@ StageRunner = Callable[[Settings, asyncio.Event], Awaitable[None]]
 
 def _extra_roles() -> dict[str, StageRunner]:
     """Stages other packages provide, by role name; imported lazily."""
-    roles: dict[str, StageRunner] = {}
-    return roles
+    from apiwatch.streams.deliver import run_delivery
+    from apiwatch.streams.otlp_bridge import run_otlp_bridge
+
+    return {"deliver": run_delivery, "otlp": run_otlp_bridge}
 
 
 CORE_ROLES = ("ingest", "detect")
@@ -42,6 +49,47 @@ class WorkerOptions:
 
 def all_roles() -> list[str]:
     return [*CORE_ROLES, *_extra_roles()]
+
+
+def default_roles(settings: Settings) -> set[str]:
+    """Every role, less the ones the configuration switches off."""
+    roles = set(all_roles())
+    if not settings.delivery.enabled:
+        roles.discard("deliver")
+    return roles
+
+
+def _plain(value: Any) -> Any:
+    """Settings as YAML-ready data, secrets revealed (the file is written 0600)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "value") and isinstance(getattr(value, "value", None), str):
+        return value.value
+    return value
+
+
+def worker_env(settings: Settings, state_dir: Path, port: int) -> dict[str, str]:
+    """Environment for a child ``apiwatch worker`` that runs with exactly these settings.
+
+    The settings go to a config file in ``state_dir`` (readable by the owner only,
+    since it may hold secrets) rather than dozens of variables, so no key is forgotten.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    app = settings.app.model_copy(update={"state_dir": state_dir, "http_port": port})
+    data = _plain(settings.model_copy(update={"app": app}).model_dump(mode="python"))
+    path = state_dir / "worker-config.yaml"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(data, fh, sort_keys=False)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APIWATCH_")}
+    env["APIWATCH_CONFIG"] = str(path)
+    return env
 
 
 def _stage_task(
@@ -104,6 +152,8 @@ def run_worker(settings: Settings, options: WorkerOptions) -> None:
                 f"apiwatch worker: /metrics and /health on http://{settings.app.http_host}:{port}",
                 flush=True,
             )
+
+        app.task(serve_http)
 
         if "ingest" in options.roles:
             extensions: list[IngestExtension] = [AccessExtension(settings)] if access else []

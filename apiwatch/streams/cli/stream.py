@@ -31,7 +31,13 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run the stream processors (ingest, detect, …) until SIGTERM or Ctrl-C."""
-    from apiwatch.streams.worker import WorkerOptions, all_roles, run_worker, with_bootstrap
+    from apiwatch.streams.worker import (
+        WorkerOptions,
+        all_roles,
+        default_roles,
+        run_worker,
+        with_bootstrap,
+    )
 
     settings = settings_from(config)
     if bootstrap_servers:
@@ -44,7 +50,7 @@ def worker(
         )
     if loglevel.lower() not in ("debug", "info", "warning", "error"):
         raise UserError(f"--loglevel {loglevel!r}: choose debug, info, warning or error")
-    roles = set(role) if role else set(all_roles())
+    roles = set(role) if role else default_roles(settings)
     unknown = roles - set(all_roles())
     if unknown:
         raise UserError(

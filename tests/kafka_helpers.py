@@ -1,0 +1,138 @@
+"""Helpers for integration tests: a worker child process, and reading topics with a deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from apiwatch.settings import Settings
+from apiwatch.streams.broker import free_port
+from apiwatch.streams.kafka import make_consumer
+from apiwatch.streams.worker import worker_env
+
+Record = ConsumerRecord[bytes, bytes]
+
+
+class WorkerProcess:
+    """``python -m apiwatch worker`` as a child process with the given settings."""
+
+    def __init__(self, settings: Settings, state_dir: Path, *roles: str) -> None:
+        self.settings = settings
+        self.state_dir = state_dir
+        self.roles = roles
+        self.port = free_port()
+        self.log_path = state_dir / f"worker-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "apiwatch", "worker", "--loglevel", "info"]
+        for r in self.roles:
+            cmd += ["--role", r]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                cmd,
+                env=worker_env(self.settings, self.state_dir / "state", self.port),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def health(self) -> dict[str, Any] | None:
+        try:
+            r = httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1.0)
+        except httpx.HTTPError:
+            return None
+        return r.json() if r.status_code in (200, 503) else None
+
+    def wait_healthy(self, timeout: float = 60.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive:
+                raise AssertionError(f"worker exited early:\n{self.log_tail()}")
+            h = self.health()
+            if h and h.get("ok"):
+                return h
+            time.sleep(0.2)
+        raise AssertionError(f"worker not healthy within {timeout} s:\n{self.log_tail()}")
+
+    def stop(self, sig: str = "TERM", timeout: float = 20.0) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            if sig == "KILL":
+                self.proc.kill()
+            else:
+                self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        return self.proc.returncode
+
+    def __enter__(self) -> WorkerProcess:
+        return self.start()
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+async def assign_all(consumer: AIOKafkaConsumer, topic: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        parts = consumer.partitions_for_topic(topic)
+        if parts:
+            tps = [TopicPartition(topic, p) for p in sorted(parts)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            return
+        await consumer._client.force_metadata_update()
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"topic {topic} never appeared")
+
+
+async def collect(
+    settings: Settings,
+    topic: str,
+    done: Callable[[list[Record]], bool],
+    timeout: float,
+) -> list[Record]:
+    """Read ``topic`` from the beginning until ``done(records)`` or the deadline."""
+    consumer = make_consumer(settings.kafka, group_id=None)
+    await consumer.start()
+    records: list[Record] = []
+    try:
+        await assign_all(consumer, topic)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                records.extend(batch)
+            if done(records):
+                return records
+    finally:
+        await consumer.stop()
+    return records
