@@ -101,8 +101,8 @@ class WorkerProcess:
         self.stop()
 
 
-async def assign_all(consumer: AIOKafkaConsumer, topic: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
+async def assign_all(consumer: AIOKafkaConsumer, topic: str, within_s: float = 20.0) -> None:
+    deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         parts = consumer.partitions_for_topic(topic)
         if parts:
@@ -119,7 +119,7 @@ async def collect(
     settings: Settings,
     topic: str,
     done: Callable[[list[Record]], bool],
-    timeout: float,
+    within_s: float,
 ) -> list[Record]:
     """Read ``topic`` from the beginning until ``done(records)`` or the deadline."""
     consumer = make_consumer(settings.kafka, group_id=None)
@@ -127,7 +127,7 @@ async def collect(
     records: list[Record] = []
     try:
         await assign_all(consumer, topic)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within_s
         while time.monotonic() < deadline:
             for batch in (await consumer.getmany(timeout_ms=200)).values():
                 records.extend(batch)

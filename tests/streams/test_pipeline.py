@@ -92,7 +92,7 @@ async def test_latency_spike_fires_once_and_resolves_once(
         types = [AlertEvent.model_validate_json(r.value).transition for r in recs]
         return "resolved" in types
 
-    records = await collect(settings, settings.topics.alerts, finished, timeout=120)
+    records = await collect(settings, settings.topics.alerts, finished, within_s=120)
     alerts = [AlertEvent.model_validate_json(r.value) for r in records]
     assert alerts, f"no alerts at all:\n{worker.log_tail()}"
     spikes = [a for a in alerts if a.data.labels.get("route") == "/items/{id}"]
@@ -155,7 +155,7 @@ async def test_bad_input_is_dead_lettered_and_good_input_still_flows(
     finally:
         await producer.stop()
 
-    records = await collect(settings, t.deadletter, lambda r: len(r) >= len(sent_bad), timeout=60)
+    records = await collect(settings, t.deadletter, lambda r: len(r) >= len(sent_bad), within_s=60)
     letters = [DeadLetter.model_validate_json(r.value) for r in records]
     by_origin = {(dl.origin.topic, dl.origin.partition, dl.origin.offset): dl for dl in letters}
     for reason, payload, partition, offset in sent_bad:
@@ -169,7 +169,7 @@ async def test_bad_input_is_dead_lettered_and_good_input_still_flows(
     def has_bucket(recs: list) -> bool:
         return any(b"dlq-check" in r.key for r in recs)
 
-    buckets = await collect(settings, t.buckets, has_bucket, timeout=60)
+    buckets = await collect(settings, t.buckets, has_bucket, within_s=60)
     summaries = [
         BucketSummary.model_validate_json(r.value) for r in buckets if b"dlq-check" in r.key
     ]
