@@ -20,7 +20,7 @@ same model validates identically in the stream and in a backtest of old files.
 from __future__ import annotations
 
 import ipaddress
-import math
+import re
 import time
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -30,6 +30,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
@@ -40,12 +41,37 @@ from apiwatch.models.routes import template_route
 
 #: Earliest event time accepted: anything before is a unit or clock bug.
 EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+EARLIEST_EVENT_S = EARLIEST_EVENT_TIME.timestamp()
 #: Default allowed clock skew into the future, in seconds.
 DEFAULT_MAX_FUTURE_SKEW_S = 300.0
 
 HTTP_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
 )
+Method = Annotated[
+    str,
+    StringConstraints(
+        to_upper=True, pattern=r"^(?i:GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS|TRACE|CONNECT)$"
+    ),
+]
+Country = Annotated[str, StringConstraints(to_upper=True, pattern=r"^[A-Za-z]{2}$")]
+# Canonical dotted-quad IPv4 (no leading zeros): already in the form ipaddress would give.
+_IPV4 = re.compile(
+    r"^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$"
+)
+
+
+def normalise_ip(value: str) -> str:
+    """Canonical text of an IPv4 or IPv6 address, or a ValueError saying what is wrong.
+
+    >>> normalise_ip("2001:DB8::1"), normalise_ip("10.0.0.1")
+    ('2001:db8::1', '10.0.0.1')
+    """
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"client_ip {value[:64]!r} is not an IPv4 or IPv6 address") from None
+
 
 ShortStr = Annotated[str, Field(min_length=1, max_length=256)]
 Duration = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -57,36 +83,19 @@ EventTime = Annotated[
                 {"type": "string", "format": "date-time"},
                 {"type": "number", "description": "epoch milliseconds"},
             ],
-            "description": "Event time: RFC 3339, or epoch milliseconds.",
+            "description": "Event time: RFC 3339, or epoch milliseconds "
+            "(numbers below 2e10 are read as epoch seconds).",
         }
     ),
 ]
 
 
-def parse_event_time(value: Any) -> Any:
-    """Turn epoch milliseconds into an aware datetime; leave strings to pydantic.
-
-    >>> parse_event_time(0).isoformat()
-    '1970-01-01T00:00:00+00:00'
-    """
-    if isinstance(value, bool):
-        raise ValueError("timestamp must be RFC 3339 text or epoch milliseconds, not a boolean")
-    if isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise ValueError("timestamp must be a finite number of epoch milliseconds")
-        if abs(value) > 1e15:
-            raise ValueError("timestamp out of range for epoch milliseconds")
-        return datetime.fromtimestamp(value / 1000.0, tz=UTC)
-    return value
-
-
 def check_event_time(value: datetime, info: ValidationInfo) -> datetime:
-    """Normalise to UTC and reject times that cannot be real event times."""
+    """Read naive times as UTC and reject times that cannot be real event times."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    elif value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    if value < EARLIEST_EVENT_TIME:
+    ts = value.timestamp()
+    if ts < EARLIEST_EVENT_S:
         raise ValueError(
             f"timestamp {value.isoformat()} is before 2000-01-01: a unit or clock bug?"
         )
@@ -94,77 +103,58 @@ def check_event_time(value: datetime, info: ValidationInfo) -> datetime:
     now = ctx.get("now")
     now_s = float(now) if now is not None else time.time()
     skew = float(ctx.get("max_future_skew_s", DEFAULT_MAX_FUTURE_SKEW_S))
-    if value.timestamp() > now_s + skew:
+    if ts > now_s + skew:
         raise ValueError(f"timestamp {value.isoformat()} is more than {skew:.0f} s in the future")
     return value
 
 
 class RumEvent(BaseModel):
-    """One real API call, as captured by an SDK, a middleware or an OTel collector."""
+    """One real API call, as captured by an SDK, a middleware or an OTel collector.
+
+    Per-field checks run inside pydantic-core where they can (types, ranges,
+    patterns, upper-casing); what needs Python (time window, path clean-up,
+    address syntax, route templating) runs once per event in one validator,
+    because this model validates every raw event on the hot path.
+    """
 
     model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=False)
 
     timestamp: EventTime
     service: ShortStr
     environment: ShortStr = "production"
-    method: str
+    method: Method
     path: Annotated[str, Field(min_length=1, max_length=2048)]
     route: Annotated[str, Field(min_length=1, max_length=512)] | None = None
     status: Annotated[int, Field(ge=100, le=599, strict=True)]
     duration_ms: Duration
-    client_ip: str
+    client_ip: Annotated[str, Field(min_length=2, max_length=64)]
     user_id: ShortStr | None = None
     credential_id: ShortStr | None = None
     user_agent: Annotated[str, Field(max_length=1024)] | None = None
-    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
+    country: Country | None = None
     request_bytes: Annotated[int, Field(ge=0)] | None = None
     response_bytes: Annotated[int, Field(ge=0)] | None = None
     trace_id: ShortStr | None = None
     event_id: ShortStr | None = None
 
-    _ts = field_validator("timestamp", mode="before")(parse_event_time)
-    _ts_check = field_validator("timestamp", mode="after")(check_event_time)
-
-    @field_validator("method")
-    @classmethod
-    def _method(cls, value: str) -> str:
-        upper = value.upper()
-        if upper not in HTTP_METHODS:
-            raise ValueError(f"unknown HTTP method {value!r}")
-        return upper
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, value: str) -> str:
+    @model_validator(mode="after")
+    def _normalise(self, info: ValidationInfo) -> RumEvent:
+        ts = check_event_time(self.timestamp, info)
+        if ts is not self.timestamp:
+            object.__setattr__(self, "timestamp", ts)
+        path = self.path
         # The contract says "no query string"; strip one rather than reject the
         # event, since many capture points hand over the raw request target.
-        cut = value.find("?")
-        if cut >= 0:
-            value = value[:cut]
-        cut = value.find("#")
-        if cut >= 0:
-            value = value[:cut]
-        if not value.startswith("/"):
+        if "?" in path or "#" in path:
+            path = path.split("?", 1)[0].split("#", 1)[0]
+            object.__setattr__(self, "path", path)
+        if not path.startswith("/"):
             raise ValueError("path must start with '/'")
-        return value
-
-    @field_validator("client_ip")
-    @classmethod
-    def _client_ip(cls, value: str) -> str:
-        try:
-            return str(ipaddress.ip_address(value))
-        except ValueError:
-            raise ValueError(f"client_ip {value[:64]!r} is not an IPv4 or IPv6 address") from None
-
-    @field_validator("country", mode="before")
-    @classmethod
-    def _country(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
-
-    @model_validator(mode="after")
-    def _derive_route(self) -> RumEvent:
+        ip = self.client_ip
+        if not _IPV4.match(ip):
+            object.__setattr__(self, "client_ip", normalise_ip(ip))
         if self.route is None:
-            object.__setattr__(self, "route", template_route(self.path))
+            object.__setattr__(self, "route", template_route(path))
         return self
 
     @property
@@ -264,7 +254,6 @@ class SyntheticResult(BaseModel):
     service: ShortStr | None = None
     environment: ShortStr = "production"
 
-    _ts = field_validator("timestamp", mode="before")(parse_event_time)
     _ts_check = field_validator("timestamp", mode="after")(check_event_time)
 
     @property
