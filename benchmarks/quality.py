@@ -93,6 +93,10 @@ def main() -> None:
     args = parser.parse_args()
     if not args.skip_nab:
         nab_report(args.nab)
+    if not args.skip_sim:
+        from sim_quality import report
+
+        report()
 
 
 if __name__ == "__main__":

@@ -137,7 +137,8 @@ class RobustBaseline:
     def hold(self, x: float) -> None:
         """Remember a value judged anomalous without learning it (yet)."""
         adopted = self.guard.hold(float(x))
-        if adopted is not None:
+        if adopted is not None:  # the old level is history: start over from the new one
+            self.values.clear()
             self.values.extend(adopted)
 
     @property

@@ -60,7 +60,10 @@ class LatencyConfig(_Strict):
 
     enabled: bool = True
     quantile: float = Field(0.95, gt=0.5, lt=1.0)
-    min_samples: int = Field(20, ge=1, description="Requests in a bucket needed to judge it.")
+    min_samples: int = Field(20, ge=1, description="Requests needed to judge a bucket ...")
+    pool_buckets: int = Field(
+        3, ge=1, description="... pooling up to this many recent buckets on a quiet endpoint."
+    )
     baseline: BaselineConfig = BaselineConfig()
 
 

@@ -117,7 +117,8 @@ class ErrorSurge(BucketDetector[BucketSummary]):
             return
         if verdict.anomalous:
             adopted = self.guard.hold(pair)
-            if adopted is not None:
+            if adopted is not None:  # a lasting new rate: start over from it
+                self.accepted.clear()
                 self.accepted.extend(adopted)
         else:
             self.accepted.append(pair)

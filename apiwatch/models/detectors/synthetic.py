@@ -10,7 +10,7 @@ The latency detector keeps one robust baseline per (step, location), since a
 probe in Sydney is not slow for being slower than one in Frankfurt.
 
 >>> from datetime import UTC, datetime
->>> from apiwatch.models.buckets import SyntheticRun
+>>> from apiwatch.models.buckets import SERIES_SEP, SyntheticRun
 >>> from apiwatch.models.events import SyntheticResult
 >>> def run(i, loc, ok):
 ...     step = {"name": "get", "method": "GET", "url": "https://x/a", "duration_ms": 80,
@@ -35,10 +35,28 @@ from typing import Any, ClassVar
 
 from apiwatch.models.alerts import AlertKind, Expected, Observed, Severity
 from apiwatch.models.baseline import RobustBaseline
-from apiwatch.models.buckets import SyntheticRun
+from apiwatch.models.buckets import SERIES_SEP, SyntheticRun
 from apiwatch.models.detection_config import SyntheticFailureConfig, SyntheticLatencyConfig
 from apiwatch.models.detectors.base import BucketDetector, Verdict, bound_score, rolling_baseline
 from apiwatch.models.events import SyntheticResult
+
+
+def endpoint_key(environment: str, service: str, method: str, route: str) -> str:
+    """Identity of an API endpoint across RUM and synthetic alerts (see models/linking.py)."""
+    return SERIES_SEP.join((environment, service, method, route))
+
+
+def step_endpoints(result: SyntheticResult, names: set[str] | None = None) -> list[str]:
+    """Endpoints the (named) steps of a run call; empty when the check names no service."""
+    if result.service is None:
+        return []
+    return sorted(
+        {
+            endpoint_key(result.environment, result.service, s.method, s.route or "/")
+            for s in result.steps
+            if names is None or s.name in names
+        }
+    )
 
 
 def failure_facts(result: SyntheticResult) -> list[dict[str, Any]]:
@@ -119,6 +137,7 @@ class SyntheticFailure(BucketDetector[SyntheticRun]):
                 "failing_locations": failing,
                 "consecutive_failures": streak,
                 "failures": facts,
+                "endpoints": step_endpoints(result, {f["step"] for f in facts} or None),
             },
             sample_event_ids=(result.run_id,),
         )
@@ -184,7 +203,12 @@ class SyntheticLatency(BucketDetector[SyntheticRun]):
                 f"{expected.value:.0f} ms (upper bound {expected.upper:.0f} ms)"
             ),
             severity=Severity.ERROR if ratio >= 3 else Severity.WARNING,
-            details={"step": step, "location": location, "ratio": ratio},
+            details={
+                "step": step,
+                "location": location,
+                "ratio": ratio,
+                "endpoints": step_endpoints(item.result, {step}),
+            },
             sample_event_ids=(item.result.run_id,),
         )
 

@@ -98,8 +98,8 @@ class ValueDetector(BucketDetector[Point]):
     # -- residuals ---------------------------------------------------------
 
     def _level_residual(self, x: float) -> tuple[float, float, float] | None:
-        """(residual, median, sigma) against the rolling window, once it is full."""
-        if len(self.values) < self.window:
+        """(residual, median, sigma) against the rolling window, once half full."""
+        if len(self.values) < max(self.cfg.min_points, self.window // 2):
             return None
         recent = list(self.values)[-self.window :]
         med, sigma = _median_mad(recent)

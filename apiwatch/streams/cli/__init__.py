@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from apiwatch.streams.cli import checks, core, deliver, sim, stream
+from apiwatch.streams.cli import backtest, checks, core, deliver, sim, stream
 from apiwatch.streams.cli.errors import UserError
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ checks.register(app)
 stream.register(app)
 sim.register(app)
 deliver.register(app)
+backtest.register(app)
 
 
 def main() -> None:
