@@ -136,6 +136,9 @@ class StuffingConfig(_Strict):
     route_ratio_margin: float = Field(
         0.15, ge=0, le=1, description="... and at least this much above it."
     )
+    route_users_factor: float = Field(
+        3.0, ge=1, description="Or users failing and never succeeding, x their baseline."
+    )
     prior_failure_ratio: float = Field(
         0.1, ge=0, le=1, description="Baseline assumed until the route has history."
     )

@@ -110,6 +110,7 @@ class _LoginAcc:
     attempts: int = 0
     failures: int = 0
     failed_users: set[str] = field(default_factory=set)
+    ok_users: set[str] = field(default_factory=set)
     failed_ips: dict[str, int] = field(default_factory=dict)
     samples: list[str] = field(default_factory=list)
 
@@ -208,6 +209,8 @@ class AccessFolder:
                 event_id = self._event_id(e, offset)
                 if event_id is not None and len(lacc.samples) < self.fold_cfg.sample_ids:
                     lacc.samples.append(event_id)
+            elif status < 400 and e.user_id is not None:
+                _add(lacc.ok_users, e.user_id, _MAX_LOGIN_VALUES)
 
     def _fold_client(
         self,
@@ -391,6 +394,7 @@ class AccessFolder:
                 attempts=acc.attempts,
                 failures=acc.failures,
                 failed_users=sorted(acc.failed_users),
+                ok_users=sorted(acc.ok_users),
                 failed_ips=acc.failed_ips,
                 samples=acc.samples,
             )

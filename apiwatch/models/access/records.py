@@ -109,6 +109,7 @@ class LoginWindow(_Record):
     attempts: int
     failures: int
     failed_users: list[str] = Field(default_factory=list)
+    ok_users: list[str] = Field(default_factory=list, description="Users who logged in.")
     failed_ips: dict[str, int] = Field(default_factory=dict)
     samples: list[str] = Field(default_factory=list)
 

@@ -30,7 +30,7 @@ from apiwatch.models.access.records import LoginWindow
 from apiwatch.models.alerts import AlertKind, Expected, Observed, Severity
 
 _MINUTE_MS = 60_000
-_MAX_USERS = 256
+_MAX_USERS = 1024
 _MAX_IPS = 256
 
 
@@ -42,9 +42,11 @@ class LoginRouteState:
         self.cfg = cfg
         self.windows = WindowSeries(2)  # attempts, failures per micro-window
         self.failed_users = RecentSet(_MAX_USERS)
+        self.ok_users = RecentSet(_MAX_USERS)
         self.failed_ips = RecentSet(_MAX_IPS)
         self.ip_failures: dict[str, int] = {}
-        self.baseline: list[list[int]] = []  # [minute_start, attempts, failures], normal only
+        # [minute_start, attempts, failures, users who only failed], normal minutes only
+        self.baseline: list[list[int]] = []
         self.abnormal_minutes: list[int] = []
         self.closed_through = -(2**62)
         self.samples: list[str] = []
@@ -58,20 +60,35 @@ class LoginRouteState:
     def merge(self, r: LoginWindow) -> None:
         self._close_minutes(r.start_ms)
         self.windows.add(r.start_ms, [r.attempts, r.failures])
-        t = r.end_ms
-        self.last_ms = max(self.last_ms, t)
+        t = r.start_ms
+        self.last_ms = max(self.last_ms, r.end_ms)
         self.failed_users.update(r.failed_users, t)
+        self.ok_users.update(r.ok_users, t)
         for ip, n in r.failed_ips.items():
             self.failed_ips.add(ip, t)
             self.ip_failures[ip] = self.ip_failures.get(ip, 0) + n
         self.samples = (self.samples + r.samples)[-10:]
         start = since(self.last_ms, self.cfg.window_s)
         self.windows.prune(start - _MINUTE_MS)
-        self.failed_users.prune(start)
+        self.failed_users.prune(start - _MINUTE_MS)
+        self.ok_users.prune(start - _MINUTE_MS)
         self.failed_ips.prune(start)
         self.ip_failures = {
             ip: n for ip, n in self.ip_failures.items() if ip in self.failed_ips.values
         }
+
+    def failed_only(self, since_ms: int, until_ms: int | None = None) -> int:
+        """Distinct users whose logins failed since ``since_ms`` and never succeeded.
+
+        A real user who mistypes logs in a moment later; a stuffing list's
+        accounts almost never do, however slowly the list is worked through.
+        """
+        ok = self.ok_users.values
+        return sum(
+            1
+            for u, t in self.failed_users.values.items()
+            if t >= since_ms and (until_ms is None or t < until_ms) and u not in ok
+        )
 
     def mark_abnormal(self, t_ms: int) -> None:
         """The minute of ``t_ms`` was judged anomalous: keep it out of the baseline."""
@@ -92,24 +109,29 @@ class LoginRouteState:
             acc[1] += row[2]
         for minute in sorted(per_minute):
             if minute not in self.abnormal_minutes and per_minute[minute][0] > 0:
-                self.baseline.append([minute, *per_minute[minute]])
+                only = self.failed_only(minute, minute + _MINUTE_MS)
+                self.baseline.append([minute, *per_minute[minute], only])
             self.closed_through = minute
         del self.baseline[: -self.cfg.baseline_minutes]
 
-    def baseline_ratio(self) -> tuple[float, int, float]:
-        """(failure ratio, minutes of history, failures per minute); the prior until warm."""
+    def baseline_ratio(self) -> tuple[float, int, float | None]:
+        """(failure ratio, minutes of history, failed-only users per minute).
+
+        Until ``warmup_minutes`` of history: the prior ratio, and no user rate.
+        """
         minutes = [m for m in self.baseline if m[1] > 0]
         attempts = sum(m[1] for m in minutes)
         failures = sum(m[2] for m in minutes)
         if len(minutes) < self.cfg.warmup_minutes or attempts == 0:
-            return self.cfg.prior_failure_ratio, len(minutes), 0.0
-        return failures / attempts, len(minutes), failures / len(minutes)
+            return self.cfg.prior_failure_ratio, len(minutes), None
+        return failures / attempts, len(minutes), sum(m[3] for m in minutes) / len(minutes)
 
     def to_state(self) -> dict[str, Any]:
         return {
             "route": self.route,
             "windows": self.windows.to_state(),
             "failed_users": self.failed_users.to_state(),
+            "ok_users": self.ok_users.to_state(),
             "failed_ips": self.failed_ips.to_state(),
             "ip_failures": dict(self.ip_failures),
             "baseline": [list(m) for m in self.baseline],
@@ -124,6 +146,7 @@ class LoginRouteState:
         s = cls(state["route"], cfg)
         s.windows = WindowSeries(2, state.get("windows", []))
         s.failed_users = RecentSet(_MAX_USERS, state.get("failed_users", {}))
+        s.ok_users = RecentSet(_MAX_USERS, state.get("ok_users", {}))
         s.failed_ips = RecentSet(_MAX_IPS, state.get("failed_ips", {}))
         s.ip_failures = dict(state.get("ip_failures", {}))
         s.baseline = [list(m) for m in state.get("baseline", [])]
@@ -139,8 +162,10 @@ class DistributedStuffing:
 
     Fires when, in ``window_s``: at least ``route_min_attempts`` logins,
     ``route_min_users`` distinct failing users and ``route_min_ips`` distinct
-    failing IPs, and a failure ratio of at least ``route_ratio_factor`` times the
-    baseline and ``route_ratio_margin`` above it.
+    failing IPs, and either a failure ratio of at least ``route_ratio_factor``
+    times the baseline and ``route_ratio_margin`` above it, or (low and slow,
+    hidden in a busy route's volume) ``route_users_factor`` times the usual
+    number of users whose logins fail and never succeed.
     """
 
     kind = AlertKind.CREDENTIAL_STUFFING
@@ -157,9 +182,14 @@ class DistributedStuffing:
         if attempts < c.route_min_attempts or users < c.route_min_users or ips < c.route_min_ips:
             return None
         ratio = failures / attempts
-        base, minutes, _ = state.baseline_ratio()
+        base, minutes, only_per_min = state.baseline_ratio()
         bound = max(base * c.route_ratio_factor, base + c.route_ratio_margin)
-        if ratio < bound:
+        only = state.failed_only(start)
+        expected_only = (only_per_min or 0.0) * c.window_s / 60
+        users_bound = max(c.route_min_users, c.route_users_factor * expected_only)
+        by_ratio = ratio >= bound
+        by_users = only_per_min is not None and only >= users_bound
+        if not (by_ratio or by_users):
             return None
         offenders = sorted(state.ip_failures.items(), key=lambda kv: -kv[1])[:10]
         return Finding(
@@ -175,7 +205,7 @@ class DistributedStuffing:
                 sample_size=attempts,
             ),
             expected=Expected(value=round(base, 4), lower=0, upper=round(bound, 4)),
-            score=ratio / max(bound, 1e-9),
+            score=max(ratio / max(bound, 1e-9), only / users_bound),
             severity=Severity.CRITICAL,
             offenders=tuple(offenders),
             sample_event_ids=tuple(state.samples[-5:]),
@@ -186,6 +216,8 @@ class DistributedStuffing:
                 "distinct_ips": ips,
                 "max_failures_per_ip": offenders[0][1] if offenders else 0,
                 "baseline_minutes": minutes,
+                "users_never_succeeding": only,
+                "expected_users_never_succeeding": round(expected_only, 1),
                 "users": state.failed_users.since(start)[:10],
             },
         )
