@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 import orjson
+from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 from rich.console import Console, Group
@@ -59,9 +60,12 @@ class DemoState:
     alerts: list[AlertEvent] = field(default_factory=list)
     recent: deque[AlertEvent] = field(default_factory=lambda: deque(maxlen=12))
     worker_alive: bool = True
+    webhooks: int = 0
 
 
-def _settings_for_demo(settings: Settings, bootstrap: str, run_id: str, external: bool) -> Settings:
+def _settings_for_demo(
+    settings: Settings, bootstrap: str, run_id: str, external: bool, hook_url: str
+) -> Settings:
     topics = settings.topics
     app = settings.app
     if external:
@@ -75,7 +79,20 @@ def _settings_for_demo(settings: Settings, bootstrap: str, run_id: str, external
     kafka = settings.kafka.model_copy(update={"bootstrap_servers": bootstrap})
     # The delivery API's fixed port may be taken on a developer machine: any free one will do.
     api = settings.delivery.api.model_copy(update={"port": 0})
-    delivery = settings.delivery.model_copy(update={"api": api})
+    # Webhook receivers post to the demo's own recorder, so delivery is part of the show.
+    receivers = {
+        name: r.model_copy(update={"url": hook_url}) if getattr(r, "type", "") == "webhook" else r
+        for name, r in settings.delivery.receivers.items()
+    }
+    route = settings.delivery.route.model_copy(update={"group_wait_s": 2.0})
+    delivery = settings.delivery.model_copy(
+        update={
+            "api": api,
+            "receivers": receivers,
+            "route": route,
+            "group_id": f"demo-{run_id}-deliver",
+        }
+    )
     return settings.model_copy(
         update={"kafka": kafka, "topics": topics, "app": app, "delivery": delivery}
     )
@@ -92,7 +109,7 @@ def _render(state: DemoState, scenario: Scenario, duration: float) -> Group:
     head.add_row(
         f"[bold]ingested[/bold] {int(state.ingested):,}",
         f"[bold]rate[/bold] {state.rate:,.0f} events/s",
-        f"[bold]dead letters[/bold] {state.dead_letters} "
+        f"[bold]webhooks[/bold] {state.webhooks} · [bold]dead letters[/bold] {state.dead_letters} "
         + ", ".join(f"{k}:{v}" for k, v in sorted(state.dead_reasons.items())),
     )
     table = Table(title="alerts", expand=True, show_lines=False)
@@ -175,13 +192,38 @@ async def _scrape(port: int, state: DemoState, stop: asyncio.Event) -> None:
                 await asyncio.wait_for(stop.wait(), 0.5)
 
 
+async def _webhook_recorder(state: DemoState) -> tuple[web.AppRunner, str]:
+    """A local webhook subscriber that counts what the delivery stage sends it."""
+
+    async def receive(request: web.Request) -> web.Response:
+        await request.read()
+        state.webhooks += 1
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", receive)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}/hooks/apiwatch"
+
+
+#: The two worker processes of the demo, one per core: the bucket path with the
+#: Faust detect agents and delivery, and the access-pattern fold on its own.
+WORKER_ROLES = (("ingest", "detect", "deliver", "otlp"), ("access",))
+
+
 def _spawn_worker(
-    settings: Settings, tmp: Path, port: int, log_path: Path
+    settings: Settings, tmp: Path, port: int, log_path: Path, roles: tuple[str, ...]
 ) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "apiwatch", "worker", "--loglevel", "warning"]
+    for role in roles:
+        cmd += ["--role", role]
     with open(log_path, "wb") as log_file:
         return subprocess.Popen(
-            [sys.executable, "-m", "apiwatch", "worker", "--loglevel", "warning"],
-            env=worker_env(settings, tmp / "state", port),
+            cmd,
+            env=worker_env(settings, tmp / f"state-{port}", port),
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -207,29 +249,31 @@ async def run_demo(
 ) -> tuple[dict[str, Any], bool]:
     run_id = uuid.uuid4().hex[:8]
     external = bool(settings.kafka.bootstrap_servers)
+    state = DemoState()
+    recorder, hook_url = await _webhook_recorder(state)
     broker = None if external else EmbeddedBroker().start()
     bootstrap = settings.kafka.bootstrap_servers or (broker.bootstrap_servers if broker else "")
-    settings = _settings_for_demo(settings, bootstrap, run_id, external)
-    port = free_port()
-    state = DemoState()
+    settings = _settings_for_demo(settings, bootstrap, run_id, external, hook_url)
+    ports = [free_port() for _ in WORKER_ROLES]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    worker: subprocess.Popen[bytes] | None = None
+    workers: list[subprocess.Popen[bytes]] = []
+    sim = SimulationRun(
+        settings, scenario, speed=max(1.0, scenario.duration_s / max(5.0, duration - TAIL_S))
+    )
     with tempfile.TemporaryDirectory(prefix="apiwatch-demo-") as tmp:
-        log_path = Path(tmp) / "worker.log"
+        logs = [Path(tmp) / f"worker-{i}.log" for i in range(len(WORKER_ROLES))]
         try:
             await ensure_topics(settings.kafka, topic_specs(settings))
-            worker = _spawn_worker(settings, Path(tmp), port, log_path)
-            sim_wall = max(5.0, duration - TAIL_S)
-            speed = max(1.0, scenario.duration_s / sim_wall)
-            sim = SimulationRun(settings, scenario, speed=speed)
+            for port, log_path, roles in zip(ports, logs, WORKER_ROLES, strict=True):
+                workers.append(_spawn_worker(settings, Path(tmp), port, log_path, roles))
             if truth_out is not None:
                 sim.write_truth(truth_out)
             sim.on_progress = lambda p: setattr(state, "sim", p)
             watcher = asyncio.create_task(_watch(settings, state, stop))
-            scraper = asyncio.create_task(_scrape(port, state, stop))
+            scraper = asyncio.create_task(_scrape(ports[0], state, stop))
             sim_task = asyncio.create_task(sim.run(stop))
             deadline = state.started + duration
             with Live(
@@ -240,7 +284,7 @@ async def run_demo(
             ) as live:
                 while not stop.is_set() and time.monotonic() < deadline:
                     live.update(_render(state, scenario, duration))
-                    if worker.poll() is not None:
+                    if any(w.poll() is not None for w in workers):
                         state.worker_alive = False
                         break
                     with contextlib.suppress(TimeoutError):
@@ -254,13 +298,16 @@ async def run_demo(
             stop.set()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
-            if worker is not None:
-                await asyncio.to_thread(_stop_process, worker)
+            await asyncio.gather(*(asyncio.to_thread(_stop_process, w) for w in workers))
             if broker is not None:
                 broker.stop()
-        if not state.worker_alive:
-            tail = log_path.read_text(errors="replace").splitlines()[-15:]
-            console.print("[red]the worker exited early; its last lines:[/red]\n" + "\n".join(tail))
+            await recorder.cleanup()
+        for w, log_path in zip(workers, logs, strict=False):
+            if w.returncode not in (0, -signal.SIGTERM) and not state.worker_alive:
+                tail = log_path.read_text(errors="replace").splitlines()[-15:]
+                console.print(
+                    "[red]a worker exited early; its last lines:[/red]\n" + "\n".join(tail)
+                )
     firing = [ev for ev in state.alerts if ev.transition == "firing"]
     report = score([FiredAlert.from_event(ev) for ev in firing], sim.truth())
     resolved = {ev.data.fingerprint for ev in state.alerts if ev.transition == "resolved"}
@@ -275,7 +322,8 @@ async def run_demo(
     console.print(
         f"\n{summary['events']:,} events ingested at up to {state.peak_rate:,.0f}/s · "
         f"{state.dead_letters} dead letters · {len(firing)} alerts fired, "
-        f"{len(resolved & {e.data.fingerprint for e in firing})} resolved"
+        f"{len(resolved & {e.data.fingerprint for e in firing})} resolved · "
+        f"{state.webhooks} webhooks delivered"
     )
     for t in report.missed:
         console.print(f"[yellow]missed[/yellow] {t.kind} on {t.labels}")

@@ -38,12 +38,12 @@ def _credentials(settings: Settings) -> Any:
     return None
 
 
-def build_app(settings: Settings, bootstrap: str) -> faust.App:
+def build_app(settings: Settings, bootstrap: str, app_id: str | None = None) -> faust.App:
     k = settings.kafka
     state_dir = settings.app.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
     return faust.App(
-        settings.app.app_id,
+        app_id or settings.app.app_id,
         broker=broker_url(bootstrap),
         broker_credentials=_credentials(settings),
         broker_client_id=f"{k.client_id}-faust",

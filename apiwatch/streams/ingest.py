@@ -101,11 +101,21 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.stage.on_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        log.info("ingest assigned %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
+        log.info(
+            "%s assigned %s",
+            self.stage.name,
+            sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned),
+        )
 
 
 class IngestStage:
-    """Consume raw events in batches, validate, fold into buckets, emit summaries."""
+    """Consume raw events in batches, validate, fold into buckets, emit summaries.
+
+    With ``buckets=False`` the same batched path feeds only the extensions, in its
+    own consumer group (``group_id``): the access-pattern role runs that way, so
+    it can take its own process and core without slowing the bucket path. Bad
+    input is dead-lettered by the bucket path alone, so it is reported once.
+    """
 
     def __init__(
         self,
@@ -114,9 +124,16 @@ class IngestStage:
         health: Health | None = None,
         bootstrap: str | None = None,
         extensions: list[IngestExtension] | None = None,
+        *,
+        buckets: bool = True,
+        group_id: str | None = None,
+        name: str = "ingest",
     ) -> None:
         self.settings = settings
         self.cfg = settings.ingest
+        self.buckets = buckets
+        self.group_id = group_id or self.cfg.group_id
+        self.name = name
         self.topics = settings.topics
         self.metrics = metrics or Metrics()
         self.health = health or Health()
@@ -142,13 +159,14 @@ class IngestStage:
         self.deadletters = DeadLetterSink(self.producer, self.topics.deadletter, self.metrics)
         self.consumer = make_consumer(
             k,
-            group_id=self.cfg.group_id,
+            group_id=self.group_id,
             bootstrap=self.bootstrap,
             max_poll_records=self.cfg.max_batch,
         )
-        self.consumer.subscribe([self.topics.rum, self.topics.synthetic], listener=_Rebalance(self))
+        topics = [self.topics.rum, self.topics.synthetic] if self.buckets else [self.topics.rum]
+        self.consumer.subscribe(topics, listener=_Rebalance(self))
         await self.consumer.start()
-        self.health.beat("ingest")
+        self.health.beat(self.name)
 
     async def stop(self) -> None:
         """Commit what is safe, then close. Open buckets are not emitted: they replay."""
@@ -164,7 +182,7 @@ class IngestStage:
             if self.producer is not None:
                 await self.producer.stop()
                 self.producer = None
-            self.health.set_state("ingest", "stopped")
+            self.health.set_state(self.name, "stopped")
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.start()
@@ -185,7 +203,7 @@ class IngestStage:
                 continue
             self.metrics.messages_in.labels(tp.topic).inc(len(records))
             self.stats.messages += len(records)
-            self.metrics.processing_delay.labels("ingest").observe(
+            self.metrics.processing_delay.labels(self.name).observe(
                 max(0.0, now - records[-1].timestamp / 1000.0)
             )
             if tp.topic == self.topics.rum:
@@ -195,7 +213,7 @@ class IngestStage:
         self._advance_idle(now)
         await self._emit_closed()
         await self._commit()
-        self.health.beat("ingest", events=self.stats.events, rejected=self.stats.rejected)
+        self.health.beat(self.name, events=self.stats.events, rejected=self.stats.rejected)
 
     def _context(self, now: float) -> dict[str, float]:
         return {"now": now, "max_future_skew_s": self.cfg.max_future_skew_s}
@@ -220,7 +238,8 @@ class IngestStage:
 
     async def _ingest_rum(self, tp: TopicPartition, records: list[Record], now: float) -> None:
         decoded = self.rum_decoder.decode([r.value for r in records], self._context(now))
-        await self._reject(tp, records, decoded.rejected)
+        if self.buckets:
+            await self._reject(tp, records, decoded.rejected)
         state = self.partitions.get(tp.partition)
         if state is None:
             state = _PartitionState(
@@ -235,7 +254,7 @@ class IngestStage:
         events = decoded.events
         n = len(events)
         offsets = np.fromiter((records[i].offset for i in decoded.source_index), np.int64, n)
-        if n:
+        if n and self.buckets:
             keys = [
                 rum_series_key(e.environment, e.service, e.method, e.route or e.path)
                 for e in events
@@ -261,8 +280,6 @@ class IngestStage:
             )
             state.last_event_wall = now
             state.last_wm_ms = state.folder.watermark_ms or 0
-            for ext in self.extensions:
-                ext.on_batch(tp.partition, events, offsets, now)
         else:
             state.folder.fold(
                 tp.partition,
@@ -273,8 +290,12 @@ class IngestStage:
                 first_offset=records[0].offset,
                 next_offset=records[-1].offset + 1,
             )
+        if n:
+            for ext in self.extensions:
+                ext.on_batch(tp.partition, events, offsets, now)
         self.stats.events += n
-        self.metrics.events_in.labels(tp.topic).inc(n)
+        if self.buckets:
+            self.metrics.events_in.labels(tp.topic).inc(n)
 
     async def _ingest_synthetic(
         self, tp: TopicPartition, records: list[Record], now: float

@@ -21,6 +21,7 @@ from pydantic import SecretStr
 
 from apiwatch.settings import Settings
 from apiwatch.streams.broker import EmbeddedBroker
+from apiwatch.streams.ingest import IngestStage
 from apiwatch.streams.kafka import ensure_topics, topic_specs
 from apiwatch.streams.metrics import Health, HttpEndpoint, Metrics
 
@@ -38,7 +39,7 @@ def _extra_roles() -> dict[str, StageRunner]:
     return {"deliver": run_delivery, "otlp": run_otlp_bridge}
 
 
-CORE_ROLES = ("ingest", "detect")
+CORE_ROLES = ("ingest", "detect", "access")
 
 
 @dataclass
@@ -56,6 +57,8 @@ def default_roles(settings: Settings) -> set[str]:
     roles = set(all_roles())
     if not settings.delivery.enabled:
         roles.discard("deliver")
+    if not settings.access.enabled:
+        roles.discard("access")
     return roles
 
 
@@ -107,6 +110,14 @@ def _stage_task(
     return run
 
 
+def _ingest_task(stage: IngestStage, stop: asyncio.Event) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        await stage.run(stop)
+
+    run.__name__ = f"apiwatch_{stage.name}"
+    return run
+
+
 def with_bootstrap(settings: Settings, bootstrap: str) -> Settings:
     kafka = settings.kafka.model_copy(update={"bootstrap_servers": bootstrap})
     return settings.model_copy(update={"kafka": kafka})
@@ -120,7 +131,6 @@ def run_worker(settings: Settings, options: WorkerOptions) -> None:
     from apiwatch.streams.access_detect import AccessDetectStage
     from apiwatch.streams.detect import DetectStage
     from apiwatch.streams.faust_app import build_app
-    from apiwatch.streams.ingest import IngestExtension, IngestStage
 
     unknown = options.roles - set(all_roles())
     if unknown:
@@ -136,12 +146,18 @@ def run_worker(settings: Settings, options: WorkerOptions) -> None:
         access = settings.access.enabled
         specs = topic_specs(settings) + (access_topic_specs(settings) if access else [])
         asyncio.run(ensure_topics(settings.kafka, specs, bootstrap))
-        app = build_app(settings, bootstrap)
+        run_access = access and "access" in options.roles
+        # A process that runs only the access role is its own Faust app, so its
+        # agents never share a consumer group with bucket detection elsewhere.
+        app_id = settings.app.app_id
+        if run_access and "detect" not in options.roles:
+            app_id = f"{app_id}-access"
+        app = build_app(settings, bootstrap, app_id=app_id)
         metrics, health = Metrics(), Health()
         if "detect" in options.roles:
             DetectStage(app, settings, metrics, health)
-            if access:
-                AccessDetectStage(app, settings, metrics, health)
+        if run_access:
+            AccessDetectStage(app, settings, metrics, health)
         stop = asyncio.Event()
         endpoint = HttpEndpoint(metrics, health, settings.app.http_host, settings.app.http_port)
 
@@ -155,14 +171,24 @@ def run_worker(settings: Settings, options: WorkerOptions) -> None:
 
         app.task(serve_http)
 
+        stages: list[IngestStage] = []
         if "ingest" in options.roles:
-            extensions: list[IngestExtension] = [AccessExtension(settings)] if access else []
-            ingest = IngestStage(settings, metrics, health, extensions=extensions)
-
-            async def run_ingest() -> None:
-                await ingest.run(stop)
-
-            app.task(run_ingest)
+            stages.append(IngestStage(settings, metrics, health))
+        if run_access:
+            # Its own consumer group on the raw topic: it can run in its own process.
+            stages.append(
+                IngestStage(
+                    settings,
+                    metrics,
+                    health,
+                    extensions=[AccessExtension(settings)],
+                    buckets=False,
+                    group_id=f"{settings.ingest.group_id}-access",
+                    name="access",
+                )
+            )
+        for stage in stages:
+            app.task(_ingest_task(stage, stop))
 
         extra = _extra_roles()
         for role in sorted(options.roles & set(extra)):
