@@ -23,13 +23,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 from aiokafka.admin import NewTopic
 from aiokafka.partitioner import murmur2
 
 from apiwatch.models.access.allowlist import AllowList
 from apiwatch.models.access.config import AccessConfig
-from apiwatch.models.access.fold import AccessFolder
-from apiwatch.models.access.records import ClientWindow, LoginWindow
+from apiwatch.models.access.fold import AccessFolder, RecordDict
 from apiwatch.models.events import RumEvent
 from apiwatch.settings import Settings
 
@@ -130,8 +130,8 @@ class AccessExtension:
         self.stats.events += len(events)
 
     def drain(self, now: float) -> list[Record]:
-        clients: list[ClientWindow] = []
-        logins: list[LoginWindow] = []
+        clients: list[RecordDict] = []
+        logins: list[RecordDict] = []
         idle_s = self.cfg.fold.idle_flush_s
         for p, folder in self.folders.items():
             # A quiet partition still moves on in event time, at wall-clock pace,
@@ -144,15 +144,13 @@ class AccessExtension:
             logins.extend(lg)
         return self._records(clients, logins)
 
-    def _records(
-        self, clients: Sequence[ClientWindow], logins: Sequence[LoginWindow]
-    ) -> list[Record]:
+    def _records(self, clients: Sequence[RecordDict], logins: Sequence[RecordDict]) -> list[Record]:
         max_bytes = self.cfg.fold.max_message_bytes
         out = [
             (self.topic, k, v)
             for k, v in pack(
                 "clients",
-                ((c.client, c.model_dump_json().encode()) for c in clients),
+                ((c["client"], orjson.dumps(c)) for c in clients),
                 self.partitions,
                 max_bytes,
             )
@@ -161,7 +159,7 @@ class AccessExtension:
             (self.topic, k, v)
             for k, v in pack(
                 "login",
-                ((w.route, w.model_dump_json().encode()) for w in logins),
+                ((w["route"], orjson.dumps(w)) for w in logins),
                 self.partitions,
                 max_bytes,
             )

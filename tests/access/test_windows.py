@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from apiwatch.models.access.config import AccessConfig
 from apiwatch.models.access.fold import AccessFolder
 from apiwatch.models.access.recent import RecentSet, WindowSeries
+from apiwatch.models.access.records import ClientWindow
 from apiwatch.models.access.state import ClientState, Col
 
 from .helpers import rum
@@ -85,9 +86,9 @@ def test_folding_is_the_same_however_the_stream_is_batched(
             open_offsets = [w.min_offset for w in f.windows.values()]
             assert held == (min(open_offsets) if open_offsets else None)
             for rec in f.close_ready()[0]:
-                state.merge(rec)
+                state.merge(ClientWindow.model_validate(rec))
         for rec in f.close_ready(everything=True)[0]:
-            state.merge(rec)
+            state.merge(ClientWindow.model_validate(rec))
         return state.totals(0), state.counters.windows_since(0)
 
     batches, i = [], 0

@@ -31,9 +31,9 @@ open window: the ingest stage commits no further until that window is flushed.
 >>> f.committable()
 7
 >>> clients, logins = f.close_ready()
->>> sorted((c.client, c.count, c.login_failures) for c in clients)
+>>> sorted((c["client"], c["count"], c["login_failures"]) for c in clients)
 [('production|ip|10.0.0.9', 2, 2), ('production|user|a', 1, 1), ('production|user|b', 1, 1)]
->>> [(w.route, w.attempts, sorted(w.failed_users)) for w in logins]
+>>> [(w["route"], w["attempts"], sorted(w["failed_users"])) for w in logins]
 [('production|auth|POST|/login', 2, ['a', 'b'])]
 >>> f.committable()
 9
@@ -43,18 +43,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from apiwatch.models.access.allowlist import AllowList
 from apiwatch.models.access.classify import RequestClassifier, object_ids
 from apiwatch.models.access.config import AccessConfig
-from apiwatch.models.access.records import (
-    ClientKind,
-    ClientWindow,
-    LoginWindow,
-    RouteSlice,
-    client_key,
-    route_key,
-)
+from apiwatch.models.access.records import ClientKind, client_key, route_key
 from apiwatch.models.events import RumEvent
 
 #: Longest value kept in a set (paths, agents): longer ones are cut, never trusted whole.
@@ -63,6 +57,13 @@ _MAX_AGENTS = 8
 _MAX_SCANNERS = 3
 _MAX_LOGIN_VALUES = 256
 _MAX_LOGIN_IPS = 64
+_COUNTS = ("errors_4xx", "errors_5xx", "not_found", "writes", "login_attempts",
+           "login_failures", "response_bytes", "scanner_requests")  # fmt: skip
+_SETS = ("users", "failed_users", "ips", "failed_ips", "agents", "paths_404", "sensitive",
+         "scanner_agents")  # fmt: skip
+
+#: A record as a plain JSON-able dict (see :class:`~apiwatch.models.access.records.ClientWindow`).
+RecordDict = dict[str, Any]
 
 
 def _add(values: set[str], value: str, cap: int) -> None:
@@ -300,14 +301,19 @@ class AccessFolder:
         if self.watermark_ms is None or watermark_ms > self.watermark_ms:
             self.watermark_ms = watermark_ms
 
-    def close_ready(self, everything: bool = False) -> tuple[list[ClientWindow], list[LoginWindow]]:
-        """Records of every window whose end plus lateness the watermark has passed."""
+    def close_ready(self, everything: bool = False) -> tuple[list[RecordDict], list[RecordDict]]:
+        """Records of every window whose end plus lateness the watermark has passed.
+
+        They are plain dicts in the shape of :class:`ClientWindow` and
+        :class:`LoginWindow`: they go straight to JSON on the access topic, and
+        are validated where they are read (the detect stage, the replay).
+        """
         if self.watermark_ms is None:
             return [], []
         limit = self.watermark_ms - self.lateness_ms
         ready = [s for s in self.windows if everything or s + self.width_ms <= limit]
-        clients: list[ClientWindow] = []
-        logins: list[LoginWindow] = []
+        clients: list[RecordDict] = []
+        logins: list[RecordDict] = []
         for start in sorted(ready):
             window = self.windows.pop(start)
             clients.extend(self._client_records(window))
@@ -321,7 +327,7 @@ class AccessFolder:
             return None
         return min(w.min_offset for w in self.windows.values())
 
-    def _client_records(self, w: _Window) -> list[ClientWindow]:
+    def _client_records(self, w: _Window) -> list[RecordDict]:
         # Population per (client kind, route): who else hit this route in this window.
         per_route: dict[tuple[str, str], list[int]] = {}
         per_kind_routes: dict[str, list[int]] = {}
@@ -342,61 +348,46 @@ class AccessFolder:
             routes = {}
             for rkey, r in top:
                 ref, pop = refs[(kind, rkey)]
-                routes[rkey] = RouteSlice(
-                    count=r.count,
-                    denied=r.denied,
-                    ids=sorted(r.ids),
-                    paths=len(r.paths),
-                    ref=ref,
-                    population=pop,
-                )
-            out.append(
-                ClientWindow(
-                    client=key,
-                    start_ms=w.start_ms,
-                    end_ms=end,
-                    first_ms=acc.first_ms,
-                    last_ms=acc.last_ms,
-                    count=acc.count,
-                    errors_4xx=acc.errors_4xx,
-                    errors_5xx=acc.errors_5xx,
-                    not_found=acc.not_found,
-                    writes=acc.writes,
-                    login_attempts=acc.login_attempts,
-                    login_failures=acc.login_failures,
-                    response_bytes=acc.response_bytes,
-                    routes=routes,
-                    route_count=len(acc.routes),
-                    routes_ref=routes_refs[kind],
-                    users=sorted(acc.users),
-                    failed_users=sorted(acc.failed_users),
-                    ips=sorted(acc.ips),
-                    failed_ips=sorted(acc.failed_ips),
-                    countries={c: (v[0], v[1], v[2]) for c, v in acc.countries.items()},
-                    agents=sorted(acc.agents),
-                    paths_404=sorted(acc.paths_404),
-                    sensitive=sorted(acc.sensitive),
-                    scanner_agents=sorted(acc.scanner_agents),
-                    scanner_requests=acc.scanner_requests,
-                    services=acc.services,
-                    samples=acc.samples,
-                )
-            )
+                routes[rkey] = {"count": r.count, "denied": r.denied, "ids": list(r.ids),
+                                "paths": len(r.paths), "ref": ref, "population": pop}  # fmt: skip
+            rec: RecordDict = {
+                "client": key,
+                "start_ms": w.start_ms,
+                "end_ms": end,
+                "first_ms": acc.first_ms,
+                "last_ms": acc.last_ms,
+                "count": acc.count,
+                "routes": routes,
+                "route_count": len(acc.routes),
+                "routes_ref": routes_refs[kind],
+                "services": acc.services,
+                "samples": acc.samples,
+            }
+            # Only what is there: most clients make a request or two per window.
+            for name in _COUNTS:
+                if value := getattr(acc, name):
+                    rec[name] = value
+            for name in _SETS:
+                if values := getattr(acc, name):
+                    rec[name] = list(values)
+            if acc.countries:
+                rec["countries"] = acc.countries
+            out.append(rec)
         return out
 
-    def _login_records(self, w: _Window) -> list[LoginWindow]:
+    def _login_records(self, w: _Window) -> list[RecordDict]:
         end = w.start_ms + self.width_ms
         return [
-            LoginWindow(
-                route=key,
-                start_ms=w.start_ms,
-                end_ms=end,
-                attempts=acc.attempts,
-                failures=acc.failures,
-                failed_users=sorted(acc.failed_users),
-                ok_users=sorted(acc.ok_users),
-                failed_ips=acc.failed_ips,
-                samples=acc.samples,
-            )
+            {
+                "route": key,
+                "start_ms": w.start_ms,
+                "end_ms": end,
+                "attempts": acc.attempts,
+                "failures": acc.failures,
+                "failed_users": list(acc.failed_users),
+                "ok_users": list(acc.ok_users),
+                "failed_ips": acc.failed_ips,
+                "samples": acc.samples,
+            }
             for key, acc in w.logins.items()
         ]

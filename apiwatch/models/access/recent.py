@@ -36,6 +36,13 @@ class RecentSet:
         self.cap = cap
         self.values: dict[str, int] = dict(values or {})
 
+    @classmethod
+    def adopt(cls, cap: int, values: dict[str, int]) -> RecentSet:
+        """Take over ``values`` (our own saved state) without copying: loading is hot."""
+        s = cls.__new__(cls)
+        s.cap, s.values = cap, values
+        return s
+
     def add(self, value: str, t_ms: int) -> None:
         old = self.values.get(value)
         if old is None or t_ms > old:
@@ -56,13 +63,15 @@ class RecentSet:
         return [v for v, t in sorted(self.values.items(), key=lambda vt: -vt[1]) if t >= since_ms]
 
     def prune(self, before_ms: int) -> None:
-        self.values = {v: t for v, t in self.values.items() if t >= before_ms}
+        if self.values and min(self.values.values()) < before_ms:
+            self.values = {v: t for v, t in self.values.items() if t >= before_ms}
 
     def __len__(self) -> int:
         return len(self.values)
 
     def to_state(self) -> dict[str, int]:
-        return dict(self.values)
+        """The values themselves, not a copy: state is saved and dropped, never shared."""
+        return self.values
 
 
 class WindowSeries:
@@ -74,6 +83,14 @@ class WindowSeries:
         self.width = width
         self.rows: list[list[int]] = sorted((list(r) for r in rows or []), key=lambda r: r[0])
         self.starts = [r[0] for r in self.rows]
+
+    @classmethod
+    def adopt(cls, width: int, rows: list[list[int]]) -> WindowSeries:
+        """Take over ``rows`` (our own saved state, already sorted) without copying."""
+        s = cls.__new__(cls)
+        s.width, s.rows = width, rows
+        s.starts = [r[0] for r in rows]
+        return s
 
     def add(self, start_ms: int, values: list[int], combine_max: Iterable[int] = ()) -> None:
         """Add counters to the window at ``start_ms``; indexes in ``combine_max`` take the max."""
@@ -107,8 +124,10 @@ class WindowSeries:
 
     def prune(self, before_ms: int) -> None:
         i = bisect.bisect_left(self.starts, before_ms)
-        del self.rows[:i]
-        del self.starts[:i]
+        if i:
+            del self.rows[:i]
+            del self.starts[:i]
 
     def to_state(self) -> list[list[int]]:
-        return [list(r) for r in self.rows]
+        """The rows themselves, not a copy: state is saved and dropped, never shared."""
+        return self.rows

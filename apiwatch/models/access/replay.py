@@ -30,9 +30,9 @@ from pathlib import Path
 from apiwatch.models.access.config import AccessConfig
 from apiwatch.models.access.engine import AccessEngine, DictStore, Processed
 from apiwatch.models.access.features import FEATURES
-from apiwatch.models.access.fold import AccessFolder
+from apiwatch.models.access.fold import AccessFolder, RecordDict
 from apiwatch.models.access.model import ModelKeeper
-from apiwatch.models.access.records import ClientBatch, ClientWindow, LoginBatch, LoginWindow
+from apiwatch.models.access.records import ClientBatch, LoginBatch
 from apiwatch.models.events import RumEvent
 from apiwatch.models.monitor import Emission
 
@@ -79,12 +79,16 @@ class AccessReplay:
             out += self._apply(self.engine.expire(sorted(self.open), self.clients, end))
         return out
 
-    def _run(self, clients: list[ClientWindow], logins: list[LoginWindow]) -> list[Emission]:
+    def _run(self, clients: list[RecordDict], logins: list[RecordDict]) -> list[Emission]:
+        # Records are validated here as the detect stage validates them off the topic.
         out: list[Emission] = []
         if logins:
-            out += self._apply(self.engine.process(LoginBatch(records=logins), self.logins))
+            batch = LoginBatch.model_validate({"records": logins})
+            out += self._apply(self.engine.process(batch, self.logins))
         if clients:
-            done = self.engine.process(ClientBatch(records=clients), self.clients)
+            done = self.engine.process(
+                ClientBatch.model_validate({"records": clients}), self.clients
+            )
             out += self._apply(done)
             if done.watermark_ms is not None:
                 self._event_s = done.watermark_ms / 1000

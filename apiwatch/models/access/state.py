@@ -59,8 +59,30 @@ class RCol(IntEnum):
     POPULATION = 4  # clients of the same kind on the route (max)
 
 
+_SETS = (
+    "users",
+    "failed_users",
+    "ips",
+    "failed_ips",
+    "paths_404",
+    "sensitive",
+    "agents",
+    "scanner_agents",
+)
 _MAXED = (Col.ROUTES, Col.ROUTES_REF_MILLI)
 _RMAXED = (RCol.REF_MILLI, RCol.POPULATION)
+
+
+def short_horizon_s(cfg: AccessConfig) -> float:
+    """The longest window of the detectors that read the short-lived state."""
+    return max(
+        cfg.brute_force.window_s,
+        cfg.stuffing.window_s,
+        cfg.enumeration.window_s,
+        cfg.scraping.window_s,
+        cfg.probing.window_s,
+        cfg.model.window_s,
+    )
 
 
 class ClientState:
@@ -88,26 +110,15 @@ class ClientState:
         self.first_seen_ms: int | None = None
         self.last_seen_ms: int | None = None
         self.records = 0
-
-    # -- horizons -------------------------------------------------------------
-
-    @property
-    def short_horizon_s(self) -> float:
-        c = self.cfg
-        return max(
-            c.brute_force.window_s,
-            c.stuffing.window_s,
-            c.enumeration.window_s,
-            c.scraping.window_s,
-            c.probing.window_s,
-            c.model.window_s,
-        )
+        self.short_horizon_ms = int(short_horizon_s(cfg) * 1000)
+        self._totals: dict[int, list[int]] = {}
 
     # -- merging --------------------------------------------------------------
 
     def merge(self, r: ClientWindow) -> None:
         """Fold one micro-window record (possibly one of several for the same window)."""
         t = r.last_ms
+        self._totals.clear()
         self.records += 1
         self.first_seen_ms = (
             r.first_ms if self.first_seen_ms is None else min(self.first_seen_ms, r.first_ms)
@@ -172,7 +183,8 @@ class ClientState:
 
     def prune(self, now_ms: int) -> None:
         """Forget everything older than the window of the detector that reads it."""
-        short = now_ms - int(self.short_horizon_s * 1000)
+        self._totals.clear()
+        short = now_ms - self.short_horizon_ms
         self.counters.prune(short)
         for rkey in list(self.routes):
             self.routes[rkey].prune(short)
@@ -183,17 +195,23 @@ class ClientState:
             if not len(self.ids[rkey]):
                 del self.ids[rkey]
         for s in (self.users, self.failed_users, self.failed_ips, self.paths_404, self.sensitive):
-            s.prune(short)
+            if s.values:
+                s.prune(short)
         self.agents.prune(short)
         self.scanner_agents.prune(short)
         self.ips.prune(now_ms - int(self.cfg.token_sharing.window_s * 1000))
         travel = now_ms - int(self.cfg.travel.window_s * 1000)
-        self.visits = [v for v in self.visits if v[2] >= travel]
+        if any(v[2] < travel for v in self.visits):
+            self.visits = [v for v in self.visits if v[2] >= travel]
 
     # -- queries ----------------------------------------------------------------
 
     def totals(self, since_ms: int) -> list[int]:
-        return self.counters.sum_since(since_ms)
+        """Counters summed since ``since_ms`` (memoised until the next merge or prune)."""
+        got = self._totals.get(since_ms)
+        if got is None:
+            got = self._totals[since_ms] = self.counters.sum_since(since_ms)
+        return got
 
     def main_service(self) -> str | None:
         return max(self.services, key=lambda s: self.services[s]) if self.services else None
@@ -205,6 +223,9 @@ class ClientState:
     # -- state --------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
+        """JSON-able state. It shares containers with this object, which is why the
+        engine saves a state and drops the object, and :meth:`from_state` adopts
+        containers instead of copying them: loading and saving run per record."""
         return {
             "v": STATE_VERSION,
             "client": self.client,
@@ -212,21 +233,11 @@ class ClientState:
             "routes": {k: s.to_state() for k, s in self.routes.items()},
             "ids": {k: s.to_state() for k, s in self.ids.items()},
             "sets": {
-                name: getattr(self, name).to_state()
-                for name in (
-                    "users",
-                    "failed_users",
-                    "ips",
-                    "failed_ips",
-                    "paths_404",
-                    "sensitive",
-                    "agents",
-                    "scanner_agents",
-                )
+                name: values.to_state() for name in _SETS if len(values := getattr(self, name))
             },
-            "visits": [list(v) for v in self.visits],
-            "services": dict(self.services),
-            "samples": list(self.samples),
+            "visits": self.visits,
+            "services": self.services,
+            "samples": self.samples,
             "first_seen_ms": self.first_seen_ms,
             "last_seen_ms": self.last_seen_ms,
             "records": self.records,
@@ -234,16 +245,18 @@ class ClientState:
 
     @classmethod
     def from_state(cls, cfg: AccessConfig, state: dict[str, Any]) -> ClientState:
+        """Resume from :meth:`to_state`; takes the state's containers over (loading is hot)."""
         s = cls(state["client"], cfg)
-        s.counters = WindowSeries(len(Col), state.get("counters", []))
-        s.routes = {k: WindowSeries(len(RCol), v) for k, v in state.get("routes", {}).items()}
-        s.ids = {k: RecentSet(cfg.fold.max_values, v) for k, v in state.get("ids", {}).items()}
+        s.counters = WindowSeries.adopt(len(Col), state.get("counters", []))
+        s.routes = {k: WindowSeries.adopt(len(RCol), v) for k, v in state.get("routes", {}).items()}
+        cap = cfg.fold.max_values
+        s.ids = {k: RecentSet.adopt(cap, v) for k, v in state.get("ids", {}).items()}
         for name, values in state.get("sets", {}).items():
             current: RecentSet = getattr(s, name)
-            setattr(s, name, RecentSet(current.cap, values))
-        s.visits = [list(v) for v in state.get("visits", [])]
-        s.services = dict(state.get("services", {}))
-        s.samples = list(state.get("samples", []))
+            setattr(s, name, RecentSet.adopt(current.cap, values))
+        s.visits = state.get("visits", [])
+        s.services = state.get("services", {})
+        s.samples = state.get("samples", [])
         s.first_seen_ms = state.get("first_seen_ms")
         s.last_seen_ms = state.get("last_seen_ms")
         s.records = int(state.get("records", 0))

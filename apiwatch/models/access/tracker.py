@@ -83,10 +83,16 @@ def _finding_from(kind: str, s: dict[str, Any]) -> Finding:
 class ClientTracker:
     """Sliding state, rule detectors and incidents of one client; JSON-able."""
 
-    def __init__(self, cfg: AccessConfig, client: str, detectors: list[ClientDetector]) -> None:
+    def __init__(
+        self,
+        cfg: AccessConfig,
+        client: str,
+        detectors: list[ClientDetector],
+        state: ClientState | None = None,
+    ) -> None:
         self.cfg = cfg
         self.client = client
-        self.state = ClientState(client, cfg)
+        self.state = state or ClientState(client, cfg)
         self.detectors = [d for d in detectors if self.state.kind in d.applies_to]
         self.book = IncidentBook(
             cfg.incidents,
@@ -187,8 +193,7 @@ class ClientTracker:
         cls, cfg: AccessConfig, detectors: list[ClientDetector], state: dict[str, Any]
     ) -> ClientTracker:
         inner = state["state"]
-        t = cls(cfg, inner["client"], detectors)
-        t.state = ClientState.from_state(cfg, inner)
+        t = cls(cfg, inner["client"], detectors, ClientState.from_state(cfg, inner))
         t.book.load_state(state.get("incidents", {}))
         t.findings = dict(state.get("findings", {}))
         return t

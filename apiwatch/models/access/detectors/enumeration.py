@@ -40,6 +40,8 @@ class Enumeration(ClientDetector):
         start = since(now_ms, self.cfg.window_s)
         best: tuple[int, str, int, int] | None = None
         for rkey, ids in state.ids.items():
+            if len(ids) < self.cfg.min_ids:
+                continue
             distinct = ids.count_since(start)
             if distinct < self.cfg.min_ids:
                 continue

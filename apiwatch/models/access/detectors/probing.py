@@ -38,6 +38,11 @@ class Probing(ClientDetector):
 
     def judge(self, state: ClientState, now_ms: int) -> Finding | None:
         c = self.cfg
+        quiet = (
+            len(state.sensitive) < c.min_sensitive_paths and len(state.paths_404) < c.min_404_paths
+        )
+        if quiet and not state.scanner_agents.values:
+            return None
         start = since(now_ms, c.window_s)
         t = state.totals(start)
         sensitive = state.sensitive.since(start)

@@ -53,7 +53,12 @@ class Scraping(ClientDetector):
         return users if users >= self.cfg.shared_ip_min_users else 1
 
     def judge(self, state: ClientState, now_ms: int) -> Finding | None:
-        start = since(now_ms, self.cfg.window_s)
+        c = self.cfg
+        if state.counters.windows_since(0) < c.min_windows:
+            return None
+        start = since(now_ms, c.window_s)
+        if state.totals(start)[Col.COUNT] < c.min_windows * c.min_rps * self.window_s:
+            return None
         actors = self._actors(state, start)
         return self._by_rate(state, start, actors) or self._by_breadth(state, start, actors)
 

@@ -40,6 +40,8 @@ class CredentialStuffing(ClientDetector):
         self.cfg = cfg
 
     def judge(self, state: ClientState, now_ms: int) -> Finding | None:
+        if len(state.failed_users) < self.cfg.min_users:
+            return None
         start = since(now_ms, self.cfg.window_s)
         users = state.failed_users.count_since(start)
         if users < self.cfg.min_users:

@@ -35,6 +35,8 @@ class TokenSharing(ClientDetector):
 
     def judge(self, state: ClientState, now_ms: int) -> Finding | None:
         c = self.cfg
+        if len(state.ips) < c.min_ips and len(state.visits) < c.min_countries:
+            return None
         start = since(now_ms, c.window_s)
         ips = state.ips.since(start)
         countries = sorted({v[0] for v in state.visits if v[2] >= start})

@@ -48,6 +48,8 @@ class ImpossibleTravel(ClientDetector):
 
     def judge(self, state: ClientState, now_ms: int) -> Finding | None:
         c = self.cfg
+        if len(state.visits) < 2:
+            return None
         start = since(now_ms, c.window_s)
         visits = [v for v in state.visits if v[2] >= start and v[3] >= c.min_events]
         best: tuple[float, list[Any], list[Any], float, float] | None = None
