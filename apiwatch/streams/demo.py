@@ -45,6 +45,9 @@ from apiwatch.streams.worker import worker_env
 
 #: Wall seconds kept after the simulation for the last buckets to be judged.
 TAIL_S = 7.0
+#: Wall seconds kept at the end to stop the workers; past it they are killed, which
+#: loses nothing (offsets are committed only for work that is durable).
+STOP_S = 6.0
 _METRIC = re.compile(r"^apiwatch_events_in_total\{[^}]*\} ([0-9.e+]+)$", re.M)
 
 
@@ -261,7 +264,9 @@ async def run_demo(
         loop.add_signal_handler(sig, stop.set)
     workers: list[subprocess.Popen[bytes]] = []
     sim = SimulationRun(
-        settings, scenario, speed=max(1.0, scenario.duration_s / max(5.0, duration - TAIL_S))
+        settings,
+        scenario,
+        speed=max(1.0, scenario.duration_s / max(5.0, duration - TAIL_S - STOP_S)),
     )
     with tempfile.TemporaryDirectory(prefix="apiwatch-demo-") as tmp:
         logs = [Path(tmp) / f"worker-{i}.log" for i in range(len(WORKER_ROLES))]
@@ -275,7 +280,7 @@ async def run_demo(
             watcher = asyncio.create_task(_watch(settings, state, stop))
             scraper = asyncio.create_task(_scrape(ports[0], state, stop))
             sim_task = asyncio.create_task(sim.run(stop))
-            deadline = state.started + duration
+            deadline = state.started + duration - STOP_S
             with Live(
                 _render(state, scenario, duration),
                 console=console,
@@ -298,7 +303,9 @@ async def run_demo(
             stop.set()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
-            await asyncio.gather(*(asyncio.to_thread(_stop_process, w) for w in workers))
+            await asyncio.gather(
+                *(asyncio.to_thread(_stop_process, w, STOP_S - 1.0) for w in workers)
+            )
             if broker is not None:
                 broker.stop()
             await recorder.cleanup()
