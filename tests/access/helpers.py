@@ -72,7 +72,7 @@ def background(seconds: int, clients: int = 40, per_client_s: float = 10.0) -> l
     """Ordinary traffic: many clients browsing products, logging in, mostly succeeding."""
     out = []
     for c in range(clients):
-        ip = f"203.0.113.{c + 1}"
+        ip = f"203.0.{113 + c // 250}.{c % 250 + 1}"
         t = c * 0.37
         while t < seconds:
             out.append(rum(t, client_ip=ip, user_id=f"user{c}", path=f"/products/{int(t) % 7}"))

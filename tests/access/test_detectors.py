@@ -172,3 +172,27 @@ def test_one_alert_per_incident_then_resolved_then_cooldown() -> None:
         < firing[0].alert.evidence.details["last_seen"]
     )
     assert len({e.event_id for e in out}) == len(out)
+
+
+def test_low_and_slow_stuffing_hidden_in_a_busy_login_route() -> None:
+    # 2.5 logins/s of real users, one in nine failing and logging in at the next try;
+    # the attack adds one attempt every 3 s, each for an account that never logs in.
+    normal = [
+        login(
+            c * 0.4 + k * 120,
+            f"203.0.{113 + c // 250}.{c % 250 + 1}",
+            f"user{c}",
+            ok=(c + k) % 9 != 0,
+        )
+        for c in range(300)
+        for k in range(13)
+    ]
+    attack = [login(900 + i * 3, f"10.9.{i // 200}.{i % 200 + 1}", f"gone{i}") for i in range(200)]
+    out = replay(normal + attack)
+    (alert,) = [e.alert for e in out if e.transition == "firing"]
+    assert alert.kind.value == "credential_stuffing" and alert.labels["route"] == "/login"
+    details = alert.evidence.details
+    assert alert.observed is not None and alert.expected is not None
+    assert alert.observed.value < alert.expected.upper  # the ratio alone stayed under its bound
+    assert details["users_never_succeeding"] > 3 * details["expected_users_never_succeeding"]
+    assert fired(replay(normal)) == []

@@ -45,7 +45,8 @@ class LoginRouteState:
         self.ok_users = RecentSet(_MAX_USERS)
         self.failed_ips = RecentSet(_MAX_IPS)
         self.ip_failures: dict[str, int] = {}
-        # [minute_start, attempts, failures, users who only failed], normal minutes only
+        # [minute_start, attempts, failures, users failing and never succeeding over the
+        # window ending with the minute], normal minutes only
         self.baseline: list[list[int]] = []
         self.abnormal_minutes: list[int] = []
         self.closed_through = -(2**62)
@@ -109,13 +110,15 @@ class LoginRouteState:
             acc[1] += row[2]
         for minute in sorted(per_minute):
             if minute not in self.abnormal_minutes and per_minute[minute][0] > 0:
-                only = self.failed_only(minute, minute + _MINUTE_MS)
+                # The same statistic the detector reads, as it stood at the minute's end.
+                end = minute + _MINUTE_MS
+                only = self.failed_only(end - int(self.cfg.window_s * 1000), end)
                 self.baseline.append([minute, *per_minute[minute], only])
             self.closed_through = minute
         del self.baseline[: -self.cfg.baseline_minutes]
 
     def baseline_ratio(self) -> tuple[float, int, float | None]:
-        """(failure ratio, minutes of history, failed-only users per minute).
+        """(failure ratio, minutes of history, usual users failing and never succeeding).
 
         Until ``warmup_minutes`` of history: the prior ratio, and no user rate.
         """
@@ -182,13 +185,13 @@ class DistributedStuffing:
         if attempts < c.route_min_attempts or users < c.route_min_users or ips < c.route_min_ips:
             return None
         ratio = failures / attempts
-        base, minutes, only_per_min = state.baseline_ratio()
+        base, minutes, usual_only = state.baseline_ratio()
         bound = max(base * c.route_ratio_factor, base + c.route_ratio_margin)
         only = state.failed_only(start)
-        expected_only = (only_per_min or 0.0) * c.window_s / 60
+        expected_only = usual_only or 0.0
         users_bound = max(c.route_min_users, c.route_users_factor * expected_only)
         by_ratio = ratio >= bound
-        by_users = only_per_min is not None and only >= users_bound
+        by_users = usual_only is not None and only >= users_bound
         if not (by_ratio or by_users):
             return None
         offenders = sorted(state.ip_failures.items(), key=lambda kv: -kv[1])[:10]
