@@ -154,7 +154,8 @@ def quantile_from_histogram(m: dict[str, float], q: float) -> float:
     buckets = sorted(
         (float(k.split('le="')[1].split('"')[0]), v)
         for k, v in m.items()
-        if k.startswith("apiwatch_processing_delay_seconds_bucket") and 'stage="ingest"' in k
+        if k.startswith("apiwatch_processing_delay_seconds_bucket")
+        and 'stage="ingest"' in k
         and 'le="+Inf"' not in k
     )
     total = next(
@@ -182,7 +183,9 @@ async def paced(settings: Settings, rate: int, seconds: float) -> None:
                 rum, _ = sim.generate(0, 1000)
                 for e in rum[: due - sent]:
                     e["timestamp"] = now_ms
-                    await producer.send(settings.topics.rum, orjson.dumps(e), key=e["service"].encode())
+                    await producer.send(
+                        settings.topics.rum, orjson.dumps(e), key=e["service"].encode()
+                    )
                     sent += 1
             await asyncio.sleep(0.005)
         await producer.flush()
@@ -241,8 +244,12 @@ def main() -> None:
         p50, p99, achieved = delay(s, args.rate, args.delay_seconds, tmp)
     c, r = statistics.median(ceilings), statistics.median(rates)
     print()
-    print(f"ceiling, plain aiokafka consume + orjson decode : {c:>10,.0f} events/s (median of {args.repeat})")
-    print(f"apiwatch worker, ingest + detect, one process   : {r:>10,.0f} events/s (median of {args.repeat})")
+    print(
+        f"ceiling, plain aiokafka consume + orjson decode : {c:>10,.0f} events/s (median of {args.repeat})"
+    )
+    print(
+        f"apiwatch worker, ingest + detect, one process   : {r:>10,.0f} events/s (median of {args.repeat})"
+    )
     print(f"ratio worker / ceiling                           : {r / c:>10.2f}")
     print(
         f"delay at {args.rate:,} events/s (achieved {achieved:,.0f}/s): "
