@@ -42,7 +42,8 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # Short mixed ids such as "ab12cd" or "SKU-1234": letters and digits both present,
 # no vowel-rich word shape. Kept conservative: at least 2 digits and 1 letter.
 _MIXED = re.compile(r"^(?=(?:[^0-9]*[0-9]){2})(?=.*[A-Za-z])[A-Za-z0-9_\-]{4,40}$")
-_VERSION = re.compile(r"^v\d{1,3}(\.\d+)*$", re.IGNORECASE)
+# v1, v2.1, and pre-release API versions such as v1beta1 or v2alpha (Kubernetes, Google APIs).
+_VERSION = re.compile(r"^v\d{1,3}(\.\d+)*((alpha|beta|rc)\d*)?$", re.IGNORECASE)
 
 #: Longest path kept before templating; longer ones are cut (they are attacks or bugs).
 MAX_PATH = 2048
@@ -80,4 +81,9 @@ def template_route(path: str) -> str:
     if path == "/" or not path:
         return "/"
     parts = path.split("/")
-    return "/".join(template_segment(p) for p in parts)
+    route = "/".join(template_segment(p) for p in parts)
+    if len(route) > MAX_PATH:
+        # Placeholders are longer than short ids ("/1/2/..." grows): cut at a segment
+        # boundary, so the route stays within the limit and templating it again is a no-op.
+        route = route[: route.rindex("/", 0, MAX_PATH + 1)] or "/"
+    return route
