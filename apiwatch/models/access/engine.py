@@ -25,6 +25,7 @@ it got, so state writes (changelog records) stay one per key per batch.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -77,8 +78,12 @@ class Processed:
 class AccessEngine:
     """Trackers, rule detectors and the anomalous-client model over access batches."""
 
-    def __init__(self, cfg: AccessConfig, model: ModelKeeper | None = None) -> None:
+    def __init__(
+        self, cfg: AccessConfig, model: ModelKeeper | None = None, live_trackers: int = 100_000
+    ) -> None:
         self.cfg = cfg
+        self.live_trackers = live_trackers
+        self._live: OrderedDict[str, tuple[dict[str, Any], ClientTracker]] = OrderedDict()
         self.detectors = client_detectors(cfg)
         self.model = model
         self.records = 0
@@ -96,11 +101,11 @@ class AccessEngine:
             saved = store.get(key)
             if saved is None:
                 continue
-            t = ClientTracker.from_state(self.cfg, self.detectors, saved)
+            t = self._load(key, store)
             ems = t.expire(now_ms)
             if ems:
                 done.emissions.extend(ems)
-                store.put(key, t.to_state())
+                self._save(key, t, store)
             done.open[key] = bool(t.open_incidents)
         return done
 
@@ -136,7 +141,7 @@ class AccessEngine:
         if self.model is not None and self.cfg.model.enabled:
             out.extend(self._score(list(trackers.values())))
         for key, t in trackers.items():
-            store.put(key, t.to_state())
+            self._save(key, t, store)
         wm = max((r.last_ms for r in batch.records), default=None)
         return Processed(out, {k: bool(t.open_incidents) for k, t in trackers.items()}, wm)
 
@@ -144,7 +149,22 @@ class AccessEngine:
         saved = store.get(client)
         if saved is None:
             return ClientTracker(self.cfg, client, self.detectors)
+        live = self._live.get(client)
+        # The store still holds the very state this tracker saved: reuse the tracker
+        # and skip rebuilding it. After a restore or a rebalance the stored state is a
+        # new object (read from the changelog) and the tracker is rebuilt from it.
+        if live is not None and live[0] is saved:
+            self._live.move_to_end(client)
+            return live[1]
         return ClientTracker.from_state(self.cfg, self.detectors, saved)
+
+    def _save(self, client: str, tracker: ClientTracker, store: StateStore) -> None:
+        state = tracker.to_state()
+        store.put(client, state)
+        self._live[client] = (state, tracker)
+        self._live.move_to_end(client)
+        while len(self._live) > self.live_trackers:
+            self._live.popitem(last=False)
 
     def _score(self, trackers: list[ClientTracker]) -> list[Emission]:
         assert self.model is not None
