@@ -96,9 +96,22 @@ def check_event_time(value: datetime, info: ValidationInfo) -> datetime:
     return _check_event_time(value, info)[0]
 
 
+def epoch_ms_of(ts: float) -> int:
+    """Epoch milliseconds of a ``datetime.timestamp()``, exact (``int(ts * 1000)`` is not).
+
+    >>> ts = datetime(2004, 4, 4, 3, 32, 19, 814_000, tzinfo=UTC).timestamp()
+    >>> int(ts * 1000), epoch_ms_of(ts)
+    (1081049539813, 1081049539814)
+    """
+    # Round to whole microseconds (what a datetime holds) before flooring to ms.
+    return round(ts * 1_000_000) // 1000
+
+
 def _check_event_time(value: datetime, info: ValidationInfo) -> tuple[datetime, float]:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
+    elif value.utcoffset():  # "+02:00": held as UTC, as the contract says
+        value = value.astimezone(UTC)
     ts = value.timestamp()
     if ts < EARLIEST_EVENT_S:
         raise ValueError(
@@ -148,7 +161,7 @@ class RumEvent(BaseModel):
         if when is not self.timestamp:
             object.__setattr__(self, "timestamp", when)
         # Cached for the hot path: datetime.timestamp() is slow with pydantic's tzinfo.
-        self.__dict__["epoch_ms"] = int(ts * 1000)
+        self.__dict__["epoch_ms"] = epoch_ms_of(ts)
         path = self.path
         # The contract says "no query string"; strip one rather than reject the
         # event, since many capture points hand over the raw request target.
@@ -167,7 +180,7 @@ class RumEvent(BaseModel):
     @cached_property
     def epoch_ms(self) -> int:
         """Event time in epoch milliseconds."""
-        return int(self.timestamp.timestamp() * 1000)
+        return epoch_ms_of(self.timestamp.timestamp())
 
 
 class SyntheticStatus(StrEnum):
@@ -266,7 +279,7 @@ class SyntheticResult(BaseModel):
 
     @property
     def epoch_ms(self) -> int:
-        return int(self.timestamp.timestamp() * 1000)
+        return epoch_ms_of(self.timestamp.timestamp())
 
     @property
     def failed(self) -> bool:
