@@ -46,20 +46,9 @@ from apiwatch.models.access.traffic import (
 )
 from apiwatch.models.routes import template_route
 
-IncidentKind = Literal[
-    "latency_spike",
-    "error_surge",
-    "traffic_drop",
-    "synthetic_outage",
-    "brute_force",
-    "credential_stuffing",
-    "distributed_stuffing",
-    "enumeration",
-    "scraping",
-    "probing",
-    "token_sharing",
-    "impossible_travel",
-]
+IncidentKind = (
+    Literal["latency_spike", "error_surge", "traffic_drop", "synthetic_outage"] | AttackKind
+)
 #: Incident kinds that are abusive clients (traffic added, see models/access/traffic.py).
 ATTACK_KINDS = frozenset(get_args(AttackKind))
 #: Attacks whose traffic goes to the target route, which must then be given.
