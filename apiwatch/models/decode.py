@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import from_json
 
 from apiwatch.models.deadletter import Reason
 
@@ -113,9 +113,12 @@ class BatchDecoder(Generic[M]):
                 Rejected(i, Reason.OVERSIZED, f"{len(value)} bytes > limit {self.max_bytes}")
             )
             return
+        # The same JSON parser and validation mode as the fast path, so a message is
+        # valid or not whatever else its batch holds (orjson refuses NaN and huge ints,
+        # which pydantic's parser accepts).
         try:
-            obj = orjson.loads(value)
-        except orjson.JSONDecodeError as exc:
+            obj = from_json(value)
+        except ValueError as exc:
             out.rejected.append(Rejected(i, Reason.INVALID_JSON, f"not JSON: {exc}"))
             return
         items = obj if isinstance(obj, list) else [obj]
@@ -130,7 +133,10 @@ class BatchDecoder(Generic[M]):
             )
             return
         try:
-            models = [self.model.model_validate(x, context=context) for x in items]
+            if isinstance(obj, list):
+                models = self._list.validate_json(value, context=context)
+            else:
+                models = [self.model.model_validate_json(value, context=context)]
         except ValidationError as exc:
             out.rejected.append(Rejected(i, Reason.INVALID_EVENT, describe_errors(exc)))
             return
