@@ -278,7 +278,12 @@ class BucketFolder:
         return self._close_through(upto)
 
     def _close_through(self, upto: int) -> list[BucketSummary]:
-        start = max(self._closed_through + 1, min((b for _, b in self._slots), default=upto))
+        if self._closed_through > -(2**62):
+            # Carry on where the last close stopped, so quiet series get a summary for
+            # every bucket, also after an idle stretch closed every open bucket.
+            start = self._closed_through + 1
+        else:
+            start = min((b for _, b in self._slots), default=upto)
         if upto - start > 10_000:  # a jump after long silence: do not emit days of zeros
             start = upto - 10_000
         ready = sorted((k for k in self._slots if k[1] <= upto), key=lambda k: (k[1], k[0]))
