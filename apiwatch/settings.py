@@ -77,9 +77,19 @@ class TopicsConfig(Strict):
     deadletter: str = "apiwatch.deadletter"
     buckets: str = "apiwatch.buckets"
     alerts: str = "apiwatch.alerts"
+    alerts_pending: str = Field(
+        "", description="Alerts on their way through incident linking; empty: <alerts>.pending."
+    )
     partitions: int = Field(4, ge=1, le=1024)
     replication_factor: int = Field(1, ge=1, le=16)
     retention_ms: int = Field(7 * 24 * 3600 * 1000, ge=60_000)
+
+
+    @model_validator(mode="after")
+    def _derive_pending(self) -> TopicsConfig:
+        if not self.alerts_pending:
+            object.__setattr__(self, "alerts_pending", f"{self.alerts}.pending")
+        return self
 
 
 class IngestConfig(Strict):

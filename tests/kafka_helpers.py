@@ -6,7 +6,7 @@ import asyncio
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -136,3 +136,32 @@ async def collect(
     finally:
         await consumer.stop()
     return records
+
+
+def running_pipeline(
+    kafka_bootstrap: str, tmp_path_factory: Any, *roles: str
+) -> Iterator[tuple[Settings, WorkerProcess]]:
+    """Fixture body: fresh topics and one worker (ingest + detect unless ``roles``)."""
+    import uuid
+
+    from apiwatch.settings import load_settings
+    from apiwatch.streams.kafka import ensure_topics, topic_specs
+
+    u = uuid.uuid4().hex[:8]
+    names = ("rum", "synthetic", "otlp", "deadletter", "buckets", "alerts")
+    settings = load_settings(
+        overrides={
+            "kafka": {"bootstrap_servers": kafka_bootstrap},
+            "topics": {name: f"p{u}.{name}" for name in names} | {"partitions": 2},
+            "ingest": {"group_id": f"p{u}-ingest"},
+            "app": {"app_id": f"p{u}", "http_port": 0},
+        }
+    )
+    asyncio.run(ensure_topics(settings.kafka, topic_specs(settings)))
+    worker = WorkerProcess(
+        settings, tmp_path_factory.mktemp("worker"), *(roles or ("ingest", "detect"))
+    )
+    with worker:
+        worker.wait_healthy()
+        yield settings, worker
+        assert worker.alive, f"worker died:\n{worker.log_tail()}"

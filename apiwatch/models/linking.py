@@ -12,7 +12,10 @@ its labels; a synthetic alert lists the endpoints its check calls in
 When an alert fires or updates while others are firing on one of its
 endpoints, its ``related`` lists their fingerprints and its ``sources`` the
 union of theirs; each of those gets one ``updated`` emission saying the same,
-so both sides of the incident point at each other.
+so both sides of the incident point at each other. Overlap is judged in event
+time, not in the order alerts arrive: a recently resolved alert whose span
+overlaps the new one is linked too (without an ``updated`` for it, since it is
+closed), so a replay or a lagging partition links the same incidents as a live run.
 
 >>> from datetime import UTC, datetime
 >>> from apiwatch.models.alerts import Alert, AlertKind, AlertStatus, Severity
@@ -42,6 +45,8 @@ from apiwatch.models.monitor import Emission
 
 #: Firing alerts remembered per linker; the oldest are forgotten past this.
 MAX_ACTIVE = 10_000
+#: Resolved alerts kept for linking by event-time overlap.
+MAX_RECENT = 1_000
 
 
 def endpoints_of(alert: Alert) -> list[str]:
@@ -58,6 +63,7 @@ class IncidentLinker:
 
     def __init__(self) -> None:
         self.active: dict[str, Alert] = {}  # fingerprint -> latest firing alert
+        self.recent: dict[str, Alert] = {}  # fingerprint -> last resolved alert
 
     def link(self, emission: Emission) -> list[Emission]:
         """The emission, enriched with its related alerts, plus updates of those alerts."""
@@ -65,6 +71,10 @@ class IncidentLinker:
         fp = alert.fingerprint
         if emission.transition == "resolved":
             self.active.pop(fp, None)
+            self.recent.pop(fp, None)
+            self.recent[fp] = alert
+            while len(self.recent) > MAX_RECENT:
+                self.recent.pop(next(iter(self.recent)))
             return [emission]
         mine = set(endpoints_of(alert))
         others = [
@@ -72,8 +82,17 @@ class IncidentLinker:
             for other_fp, a in self.active.items()
             if other_fp != fp and mine.intersection(endpoints_of(a))
         ]
-        related = sorted({*alert.related, *(a.fingerprint for a in others)})
-        sources = _sources(alert.sources, *(a.sources for a in others))
+        closed = [
+            a
+            for other_fp, a in self.recent.items()
+            if other_fp != fp
+            and other_fp not in self.active
+            and a.resolved_at is not None
+            and a.resolved_at >= alert.started_at
+            and mine.intersection(endpoints_of(a))
+        ]
+        related = sorted({*alert.related, *(a.fingerprint for a in [*others, *closed])})
+        sources = _sources(alert.sources, *(a.sources for a in [*others, *closed]))
         linked = alert.model_copy(update={"related": related, "sources": sources})
         out = [Emission(emission.transition, linked, emission.event_id, emission.time)]
         for other in others:
@@ -96,7 +115,10 @@ class IncidentLinker:
         return out
 
     def to_state(self) -> dict[str, Any]:
-        return {"active": [a.model_dump(mode="json") for a in self.active.values()]}
+        return {
+            "active": [a.model_dump(mode="json") for a in self.active.values()],
+            "recent": [a.model_dump(mode="json") for a in self.recent.values()],
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> IncidentLinker:
@@ -104,6 +126,9 @@ class IncidentLinker:
         for data in state.get("active", []):
             alert = Alert.model_validate(data)
             linker.active[alert.fingerprint] = alert
+        for data in state.get("recent", []):
+            alert = Alert.model_validate(data)
+            linker.recent[alert.fingerprint] = alert
         return linker
 
 

@@ -39,12 +39,17 @@ class DetectStage:
         t = settings.topics
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
         self.buckets = app.topic(t.buckets, partitions=t.partitions, **raw)
-        self.alerts = app.topic(t.alerts, **raw)
+        # Alerts go through the link stage on their way to the alerts topic.
+        self.alerts = app.topic(t.alerts_pending, partitions=1, **raw)
         self.deadletter = app.topic(t.deadletter, **raw)
         self.monitors = app.Table(
             "monitors",
             default=None,
             partitions=t.partitions,
+            # key_type=bytes, not only the schema: Faust picks the serializer it
+            # decodes changelog keys with during recovery from key_type (json by
+            # default), so raw keys failed to decode and a restart never recovered.
+            key_type=bytes,
             schema=faust.Schema(key_serializer="raw", value_serializer="json"),
             extra_topic_configs={"cleanup.policy": "compact"},
             help="SeriesMonitor state per series",

@@ -99,6 +99,9 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     return [
         NewTopic(name, t.partitions, t.replication_factor, topic_configs=dict(plain))
         for name in (t.rum, t.synthetic, t.otlp, t.deadletter, t.buckets, t.alerts)
+    ] + [
+        # One partition: incident linking needs every RUM and synthetic alert in one place.
+        NewTopic(t.alerts_pending, 1, t.replication_factor, topic_configs=dict(plain))
     ]
 
 

@@ -131,6 +131,7 @@ def run_worker(settings: Settings, options: WorkerOptions) -> None:
     from apiwatch.streams.access_detect import AccessDetectStage
     from apiwatch.streams.detect import DetectStage
     from apiwatch.streams.faust_app import build_app
+    from apiwatch.streams.link import LinkStage
 
     unknown = options.roles - set(all_roles())
     if unknown:
@@ -156,6 +157,7 @@ def run_worker(settings: Settings, options: WorkerOptions) -> None:
         metrics, health = Metrics(), Health()
         if "detect" in options.roles:
             DetectStage(app, settings, metrics, health)
+            LinkStage(app, settings, metrics, health)
         if run_access:
             AccessDetectStage(app, settings, metrics, health)
         stop = asyncio.Event()

@@ -15,9 +15,9 @@ from apiwatch.models.buckets import BucketSummary
 from apiwatch.models.deadletter import DeadLetter
 from apiwatch.models.simulation import Scenario, malformed_messages
 from apiwatch.settings import Settings
-from apiwatch.streams.kafka import ensure_topics, make_producer, topic_specs
+from apiwatch.streams.kafka import make_producer
 from apiwatch.streams.simulate import SimulationRun
-from tests.kafka_helpers import WorkerProcess, collect
+from tests.kafka_helpers import WorkerProcess, collect, running_pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -51,31 +51,7 @@ SPIKE_SCENARIO = {
 def pipeline(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Settings, WorkerProcess]]:
-    import uuid
-
-    from apiwatch.settings import load_settings
-
-    u = uuid.uuid4().hex[:8]
-    settings = load_settings(
-        overrides={
-            "kafka": {"bootstrap_servers": kafka_bootstrap},
-            "topics": {
-                name: f"p{u}.{name}"
-                for name in ("rum", "synthetic", "otlp", "deadletter", "buckets", "alerts")
-            }
-            | {"partitions": 2},
-            "ingest": {"group_id": f"p{u}-ingest"},
-            "app": {"app_id": f"p{u}", "http_port": 0},
-        }
-    )
-    import asyncio
-
-    asyncio.run(ensure_topics(settings.kafka, topic_specs(settings)))
-    worker = WorkerProcess(settings, tmp_path_factory.mktemp("worker"), "ingest", "detect")
-    with worker:
-        worker.wait_healthy()
-        yield settings, worker
-        assert worker.alive, f"worker died:\n{worker.log_tail()}"
+    yield from running_pipeline(kafka_bootstrap, tmp_path_factory)
 
 
 async def test_latency_spike_fires_once_and_resolves_once(
