@@ -84,7 +84,6 @@ class TopicsConfig(Strict):
     replication_factor: int = Field(1, ge=1, le=16)
     retention_ms: int = Field(7 * 24 * 3600 * 1000, ge=60_000)
 
-
     @model_validator(mode="after")
     def _derive_pending(self) -> TopicsConfig:
         if not self.alerts_pending:
