@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from apiwatch.models.simulation import Scenario
 from apiwatch.streams.cli.core import ConfigOption, settings_from
 from apiwatch.streams.cli.errors import UserError
 from apiwatch.streams.simulate import ScenarioError, SimulationRun, load_scenario
@@ -20,7 +21,7 @@ ScenarioOption = Annotated[
 ]
 
 
-def _scenario(path: Path | None):  # type: ignore[no-untyped-def]
+def _scenario(path: Path | None) -> Scenario:
     try:
         return load_scenario(path)
     except ScenarioError as exc:
