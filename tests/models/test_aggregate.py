@@ -380,16 +380,15 @@ def test_lateness_keeps_a_bucket_open() -> None:
 
 def test_sample_event_ids_are_kept_per_bucket() -> None:
     f = BucketFolder(bucket_s=10, allowed_lateness_s=0, samples_per_bucket=2)
-    evs = [(0, T0 + i, 200, 1.0) for i in range(5)]
     for i in range(5):
         f.fold(
             0,
             [SERIES[0]],
-            np.array([evs[i][1]]),
+            np.array([T0 + i]),
             np.array([200]),
             np.array([1.0]),
             first_offset=i,
-            event_id=lambda j, i=i: f"e{i + j}",
+            event_id=[f"e{i}"].__getitem__,
         )
     (summary,) = f.close_ready(force=True)
     assert summary.sample_event_ids == ["e0", "e1"]
