@@ -21,7 +21,13 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from apiwatch.models.access.config import AccessConfig
 from apiwatch.models.checks.config import ChecksConfig
@@ -146,8 +152,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Environment beats files: the YAML arrives as init kwargs.
-        return (env_settings, init_settings)
+        # load_settings() layers files, environment and overrides itself, in that order;
+        # the model only validates what it is given.
+        return (init_settings,)
 
     @cached_property
     def embedded(self) -> bool:
@@ -211,9 +218,14 @@ def load_settings(
     user = path or os.environ.get("APIWATCH_CONFIG")
     if user:
         data = _deep_merge(data, _read_yaml(Path(user)))
-    if overrides:
-        data = _deep_merge(data, overrides)
     try:
+        env = EnvSettingsSource(Settings)()
+        data = _deep_merge(data, env)
+        if overrides:
+            data = _deep_merge(data, overrides)
+        # Every layer is merged above; validate once, without reading the environment again.
         return Settings(**data)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc, "invalid config: ")) from None
+    except SettingsError as exc:  # e.g. an APIWATCH_ variable holding malformed JSON
+        raise ConfigError(f"invalid config: {exc}") from None

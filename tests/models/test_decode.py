@@ -179,11 +179,6 @@ def test_a_message_holding_two_objects_is_not_two_messages() -> None:
     assert reasons(out) == [(0, Reason.INVALID_JSON)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: the fast path joins raw bytes, so crafted messages can merge across "
-    "message boundaries (each is invalid JSON alone, yet the batch validates)",
-)
 def test_messages_cannot_merge_across_boundaries() -> None:
     one, two, three = msg(event(1)), msg(event(2)), msg(event(3))
     # Splits one message into two values and merges the next two into one value.

@@ -141,11 +141,6 @@ def test_sasl_with_credentials_keeps_the_secret_out_of_reprs() -> None:
     assert "hunter2" not in repr(s) and "hunter2" not in str(s.model_dump())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: load_settings documents overrides as applied after the environment, "
-    "but environment variables win over them",
-)
 def test_overrides_beat_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("APIWATCH_KAFKA__BOOTSTRAP_SERVERS", "env:9092")
     s = load_settings(overrides={"kafka": {"bootstrap_servers": "override:9092"}})
