@@ -185,19 +185,26 @@ class SloConfig(_Strict):
 class ValueSeriesConfig(_Strict):
     """The univariate detector ``apiwatch backtest SERIES.csv`` runs (one value per row)."""
 
-    window_s: float = Field(86400.0, gt=0, description="Rolling window of the level baseline.")
-    history_s: float = Field(3.5 * 86400, gt=0, description="How far back surprises are compared.")
+    window_s: float = Field(
+        2 * 86400.0, gt=0, description="Rolling window of the residuals' median and MAD."
+    )
+    history_s: float = Field(
+        3.5 * 86400, gt=0, description="Past residuals whose tail a new one is compared with."
+    )
     min_points: int = Field(30, ge=5)
     max_points: int = Field(1000, ge=50, description="Cap on rows kept for any window.")
     season_s: float = Field(
         86400.0, ge=0, description="Seasonal period compared against; 0 = none."
     )
     seasons: int = Field(3, ge=1, description="Past periods whose median is the seasonal guess.")
+    short_s: float = Field(
+        3600.0, gt=0, description="Span whose mean surprise the anomaly likelihood judges."
+    )
     refractory_s: float = Field(
         43200.0, ge=0, description="A score must beat everything in this past span to count fully."
     )
     alert_score: float = Field(
-        0.5, gt=0, lt=1, description="Score at which a row is anomalous (0.5 = a new record)."
+        0.4, gt=0, lt=1, description="Score -log10(p)/10 at which a row is anomalous (0.4: p=1e-4)."
     )
     lifecycle: LifecycleConfig = LifecycleConfig(
         fire_m=1, fire_n=1, resolve_after=1, cooldown_s=0.0, update_interval_s=0.0

@@ -2,21 +2,26 @@
 
 A bucket summary has a sample size; a bare metric series (a CPU percentage, a
 p95 per interval, a request count) has only values at a fixed interval. The
-:class:`ValueDetector` scores each value by how surprising it is *for this
-series*:
+:class:`ValueDetector` scores each value by how improbable it is *for this
+series*, causally:
 
-1. two residuals: distance from the rolling median of the last ``window_s``
-   in robust standard deviations (MAD), and, once ``seasons`` periods are
-   known, the deviation from the median of the same instant in past periods,
-   against that residual's own rolling median and MAD;
-2. each residual is divided by the largest of its own values over the last
-   ``history_s`` (inflated while that history is still short, since the
-   maximum of fewer draws is smaller), so a ratio above 1 is a new record of
-   surprise: heavy-tailed and calm series land on one common scale;
-3. a ratio that does not beat everything of the last ``refractory_s`` counts
-   a third, so a level shift is reported at its start, not at every row of it.
-
-The anomaly score is ``ratio / (1 + ratio)``: 0.5 is a new record.
+1. robust residuals: the value against the rolling median of the last
+   ``window_s`` (in MAD units), its change from the previous row against the
+   usual changes, and, once ``seasons`` periods are known, its deviation from
+   the median of the same instant in past periods against the usual such
+   deviations;
+2. each residual's tail probability among its own values of the last
+   ``history_s`` (:func:`~apiwatch.models.likelihood.tail_probability`), so
+   heavy-tailed and calm series land on one scale; the smallest, times the
+   number of residuals, is the row's instant probability;
+3. HTM's anomaly likelihood over ``1 - instant probability``
+   (:class:`~apiwatch.models.likelihood.AnomalyLikelihood`) adds what a single
+   row does not show: a level or a variance that has been unusual for the
+   last ``short_s``;
+4. the score is ``-log10(p) / 10`` of the smaller probability (HTM's log
+   likelihood: 0.4 is a one-in-10,000 row), counted a third when it does not
+   beat every score of the last ``refractory_s``, so an incident is reported at
+   its start, not at every row of it.
 
 >>> d = ValueDetector(ValueSeriesConfig(window_s=100, history_s=400, min_points=10,
 ...                   season_s=0), interval_s=1.0)
@@ -41,10 +46,13 @@ from apiwatch.models.alerts import AlertKind, Expected, Observed, Severity
 from apiwatch.models.baseline import MAD_TO_SIGMA
 from apiwatch.models.detection_config import ValueSeriesConfig
 from apiwatch.models.detectors.base import BucketDetector, Verdict
+from apiwatch.models.likelihood import AnomalyLikelihood, tail_probability
 
 _EPS = 1e-12
-#: Weight of a ratio that does not beat the recent maximum (see step 3 above).
+#: Weight of a score that does not beat the recent maximum (see step 4 above).
 _REPEAT_WEIGHT = 1.0 / 3.0
+#: Probabilities are floored here: a score of 1 is a one-in-10^10 row.
+_P_FLOOR = 1e-10
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,14 +63,37 @@ class Point:
     value: float
 
 
-def _median_mad(values: deque[float] | list[float]) -> tuple[float, float]:
-    arr = np.fromiter(values, dtype=float, count=len(values))
-    med = float(np.median(arr))
-    return med, MAD_TO_SIGMA * float(np.median(np.abs(arr - med)))
+def _median_sigma(values: deque[float]) -> tuple[float, float]:
+    """Median and MAD-based sigma (upper medians: two partitions, no np.median overhead)."""
+    n = len(values)
+    arr = np.fromiter(values, dtype=float, count=n)
+    arr.partition(n // 2)
+    med = float(arr[n // 2])
+    dev = np.abs(arr - med)
+    dev.partition(n // 2)
+    return med, MAD_TO_SIGMA * float(dev[n // 2])
 
 
 def _points(span_s: float, interval_s: float, lo: int, hi: int) -> int:
     return int(min(hi, max(lo, round(span_s / interval_s))))
+
+
+@dataclass(frozen=True, slots=True)
+class _Scored:
+    """What judging a value found, reused when the same value is learned."""
+
+    item: Point
+    residuals: tuple[float | None, ...]
+    errors: tuple[float | None, ...]
+    raw: float | None
+    score: float
+    effective: float
+    median: float
+    sigma: float
+
+
+#: Residual names, in the order of ``_Scored.residuals`` (level, change, season).
+_NAMES = ("level", "change", "season")
 
 
 class ValueDetector(BucketDetector[Point]):
@@ -71,7 +102,7 @@ class ValueDetector(BucketDetector[Point]):
     Parameters
     ----------
     cfg
-        Window, history, season and refractory spans (seconds), alert score.
+        Window, history, season, likelihood and refractory spans (seconds), alert score.
     interval_s
         The series' sampling interval, which turns spans into row counts.
     """
@@ -90,97 +121,118 @@ class ValueDetector(BucketDetector[Point]):
         self.period = period if 0 < period * cfg.seasons <= 5 * cfg.max_points else 0
         keep = max(self.window, self.period * cfg.seasons + 1)
         self.values: deque[float] = deque(maxlen=keep)
-        self.seasonal_errors: deque[float] = deque(maxlen=max(self.window // 2, 2))
-        self.level_surprise: deque[float] = deque(maxlen=self.history)
-        self.season_surprise: deque[float] = deque(maxlen=self.history)
-        self.ratios: deque[float] = deque(maxlen=max(self.refractory, 1))
+        # Per residual: its signed errors (robust centre and scale) and its past |z|.
+        self.errors = [deque[float](maxlen=self.window) for _ in _NAMES]
+        self.surprise = [deque[float](maxlen=self.history) for _ in _NAMES]
+        short = _points(cfg.short_s, interval_s, 1, cfg.max_points)
+        self.likelihood = AnomalyLikelihood(short, self.history, cfg.min_points)
+        self.scores: deque[float] = deque(maxlen=max(self.refractory, 1))
+        self._last: _Scored | None = None
 
     # -- residuals ---------------------------------------------------------
 
-    def _level_residual(self, x: float) -> tuple[float, float, float] | None:
-        """(residual, median, sigma) against the rolling window, once half full."""
-        if len(self.values) < max(self.cfg.min_points, self.window // 2):
-            return None
-        recent = list(self.values)[-self.window :]
-        med, sigma = _median_mad(recent)
-        sigma = max(sigma, 1e-3 * abs(med)) + _EPS
-        return abs(x - med) / sigma, med, sigma
+    def _errors(self, x: float) -> tuple[float | None, ...]:
+        """Signed errors of ``x``: vs nothing (level), the previous row, past periods."""
+        n, p = len(self.values), self.period
+        change = x - self.values[-1] if n else None
+        season = None
+        if p and n >= 2 * p:
+            past = [self.values[n - k * p] for k in range(1, self.cfg.seasons + 1) if n >= k * p]
+            season = x - sorted(past)[len(past) // 2]
+        return x, change, season
 
-    def _seasonal_error(self, x: float) -> float | None:
-        p, n = self.period, len(self.values)
-        if p == 0 or n < 2 * p:
+    def _residual(
+        self, k: int, err: float | None, floor: float
+    ) -> tuple[float, float, float] | None:
+        """(|z|, centre, sigma) of an error against its own recent errors, once known."""
+        past = self.errors[k]
+        if err is None or len(past) < max(self.cfg.min_points, self.window // 2):
             return None
-        past = [self.values[n - k * p] for k in range(1, self.cfg.seasons + 1) if n - k * p >= 0]
-        return x - float(np.median(past))
+        med, sigma = _median_sigma(past)
+        # A series that sits still (MAD 0) is judged against a thousandth of its level.
+        sigma = max(sigma, floor, 1e-3 * abs(med) if k == 0 else 0.0) + _EPS
+        return abs(err - med) / sigma, med, sigma
 
-    def _seasonal_residual(self, err: float | None) -> float | None:
-        if err is None or len(self.seasonal_errors) < self.seasonal_errors.maxlen:  # type: ignore[operator]
-            return None
-        med, sigma = _median_mad(self.seasonal_errors)
-        return abs(err - med) / (sigma + _EPS)
-
-    def _ratio(self, r: float | None, past: deque[float]) -> float:
-        """The residual over the largest in the history, inflated while history is short."""
-        m = len(past)
-        if r is None or m < self.cfg.min_points:
-            return 0.0
-        reference = max(past) * math.sqrt(math.log(self.history) / math.log(m))
-        return r / (reference + _EPS)
+    def _score(self, item: Point) -> _Scored:
+        if self._last is not None and self._last.item == item:
+            return self._last
+        errors = self._errors(float(item.value))
+        level = self._residual(0, errors[0], 0.0)
+        floor = 1e-3 * abs(level[1]) if level is not None else 0.0
+        found = [level] + [self._residual(k, e, floor) for k, e in enumerate(errors) if k]
+        residuals = tuple(f[0] if f is not None else None for f in found)
+        probabilities = [
+            tail_probability(self.surprise[k], z)
+            for k, z in enumerate(residuals)
+            if z is not None and len(self.surprise[k]) >= self.cfg.min_points
+        ]
+        raw = None
+        p = 1.0
+        if probabilities:
+            p_instant = min(1.0, min(probabilities) * len(probabilities))
+            raw = 1.0 - p_instant
+            p = min(p_instant, self.likelihood.probability(raw))
+        score = min(1.0, -math.log10(max(p, _P_FLOOR)) * 0.1)
+        effective = score * _REPEAT_WEIGHT if self.scores and score <= max(self.scores) else score
+        med, sigma = (level[1], level[2]) if level is not None else (float(item.value), 0.0)
+        self._last = _Scored(item, residuals, errors, raw, score, effective, med, sigma)
+        return self._last
 
     # -- the detector interface --------------------------------------------
 
-    def _scores(self, x: float) -> tuple[float, float, float | None, float | None, Any]:
-        level = self._level_residual(x)
-        err = self._seasonal_error(x)
-        seasonal = self._seasonal_residual(err)
-        r_level = level[0] if level is not None else None
-        ratio = max(
-            self._ratio(r_level, self.level_surprise), self._ratio(seasonal, self.season_surprise)
-        )
-        effective = ratio * _REPEAT_WEIGHT if self.ratios and ratio <= max(self.ratios) else ratio
-        return ratio, effective, r_level, seasonal, (level, err)
-
     def judge(self, item: Point) -> Verdict:
-        _, effective, _, _, (level, _) = self._scores(item.value)
-        if level is None:
+        s = self._score(item)
+        if s.raw is None:
             return Verdict.unknown("window filling")
-        score = effective / (1.0 + effective)
-        _, med, sigma = level
         return Verdict(
-            anomalous=score >= self.cfg.alert_score,
-            score=score,
+            anomalous=s.effective >= self.cfg.alert_score,
+            score=s.effective,
             observed=Observed(value=item.value, window_s=0.0, sample_size=1),
-            expected=Expected(value=med, lower=med - 3 * sigma, upper=med + 3 * sigma),
-            summary=f"value {item.value:g} where about {med:g} was expected",
+            expected=Expected(
+                value=s.median, lower=s.median - 3 * s.sigma, upper=s.median + 3 * s.sigma
+            ),
+            summary=f"value {item.value:g} where about {s.median:g} was expected",
             severity=Severity.WARNING,
+            details={name: round(z, 3) for name, z in zip(_NAMES, s.residuals, strict=True) if z},
         )
 
     def learn(self, item: Point, verdict: Verdict) -> None:
         # A bare series has no sample size to tell an outage from a new normal,
-        # so everything is learned: the rolling median shrugs off short
-        # anomalies, the surprise records damp repeats, and a level shift
-        # becomes the norm after half a window.
-        ratio, _, r_level, seasonal, (_, err) = self._scores(item.value)
-        if r_level is not None:
-            self.level_surprise.append(r_level)
-        if seasonal is not None:
-            self.season_surprise.append(seasonal)
-        if err is not None:
-            self.seasonal_errors.append(err)
+        # so everything is learned: the rolling medians shrug off short
+        # anomalies, the tail probabilities widen after a burst, and a level
+        # shift becomes the norm after half a window.
+        s = self._score(item)
+        self._last = None
+        for k, (z, err) in enumerate(zip(s.residuals, s.errors, strict=True)):
+            if z is not None:
+                self.surprise[k].append(z)
+            if err is not None:
+                self.errors[k].append(err)
+        if s.raw is not None:
+            self.likelihood.learn(s.raw)
         if self.refractory:
-            self.ratios.append(ratio)
+            self.scores.append(s.score)
         self.values.append(float(item.value))
 
     def to_state(self) -> dict[str, Any]:
         return {
             "values": list(self.values),
-            "seasonal_errors": list(self.seasonal_errors),
-            "level_surprise": list(self.level_surprise),
-            "season_surprise": list(self.season_surprise),
-            "ratios": list(self.ratios),
+            "errors": [list(d) for d in self.errors],
+            "surprise": [list(d) for d in self.surprise],
+            "likelihood": self.likelihood.to_state(),
+            "scores": list(self.scores),
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
-        for name in ("values", "seasonal_errors", "level_surprise", "season_surprise", "ratios"):
-            current: deque[float] = getattr(self, name)
-            setattr(self, name, deque(map(float, state.get(name, [])), maxlen=current.maxlen))
+        def restore(current: deque[float], saved: Any) -> deque[float]:
+            return deque(map(float, saved or []), maxlen=current.maxlen)
+
+        self._last = None
+        self.values = restore(self.values, state.get("values"))
+        self.scores = restore(self.scores, state.get("scores"))
+        for name in ("errors", "surprise"):
+            saved = state.get(name) or []
+            current: list[deque[float]] = getattr(self, name)
+            for k in range(len(current)):
+                current[k] = restore(current[k], saved[k] if k < len(saved) else [])
+        self.likelihood.load_state(state.get("likelihood", {}))
