@@ -48,6 +48,7 @@ EVENTS = TypeAdapter(list[RumEvent])
 @dataclass
 class Run:
     alerts: list[FiredAlert] = field(default_factory=list)
+    sources: dict[int, set[str]] = field(default_factory=dict)  # alert -> IPs in its evidence
     truths: list[Truth] = field(default_factory=list)
     heavy: set[str] = field(default_factory=set)
     clients: set[str] = field(default_factory=set)
@@ -79,17 +80,18 @@ def replay(scenario: Scenario, cfg: AccessConfig) -> Run:
         emissions += r.feed(events)
     emissions += r.finish()
     run.seconds = time.perf_counter() - began
-    run.alerts = [
-        FiredAlert(e.alert.kind.value, e.alert.labels, int(e.time.timestamp() * 1000))
-        for e in emissions
-        if e.transition == "firing"
-    ]
+    for e in emissions:
+        if e.transition == "firing":
+            a = FiredAlert(e.alert.kind.value, e.alert.labels, int(e.time.timestamp() * 1000))
+            run.alerts.append(a)
+            run.sources[id(a)] = set(e.alert.evidence.details.get("source_ips", []))
     return run
 
 
-def _attacker(alert: FiredAlert, truths: list[Truth]) -> bool:
-    client = alert.labels.get("client")
-    return any(t.labels.get("client") == client for t in truths if "client" in t.labels)
+def _on_attack(alert: FiredAlert, run: Run) -> bool:
+    """The alert names an attacker, or a victim account attacked from an attacker's IP."""
+    attackers = {t.labels["client"] for t in run.truths if "client" in t.labels}
+    return alert.labels.get("client") in attackers or bool(run.sources[id(alert)] & attackers)
 
 
 def score_attacks(run: Run) -> dict[str, Any]:
@@ -108,12 +110,14 @@ def score_attacks(run: Run) -> dict[str, Any]:
     for kind, k in by_kind.items():
         k["recall"] = round(k["detected"] / k["injected"], 3)
         k["median_ttd_s"] = round(statistics.median(ttd[kind]), 1) if ttd[kind] else None
+        # Precision: of the alerts of the kinds that answer this attack, the share
+        # that detect an injected attack (alerts on victims count against it).
         alert_kinds = DETECTED_BY.get(kind, (kind,))
         n = sum(kinds[a] for a in alert_kinds)
         k["precision"] = round(sum(correct[a] for a in alert_kinds) / n, 3) if n else None
     other = [a for a in run.alerts if id(a) not in true_alerts]
     on_heavy = [a for a in other if a.labels.get("client") in run.heavy]
-    on_attackers = [a for a in other if a not in on_heavy and _attacker(a, run.truths)]
+    on_attackers = [a for a in other if a not in on_heavy and _on_attack(a, run)]
     false = [a for a in other if a not in on_heavy and a not in on_attackers]
     all_ttd = [x for v in ttd.values() for x in v]
     return {
@@ -123,7 +127,8 @@ def score_attacks(run: Run) -> dict[str, Any]:
         "median_ttd_s": round(statistics.median(all_ttd), 1) if all_ttd else None,
         "alerts_on_heavy_legit": len(on_heavy),
         "heavy_alerts": [f"{a.kind} {a.labels.get('client')}" for a in on_heavy],
-        "other_alerts_on_attackers": len(on_attackers),
+        "other_alerts_on_attacks": len(on_attackers),
+        "on_attacks": [f"{a.kind} {a.labels.get('client')}" for a in on_attackers][:20],
         "false_alerts": len(false),
         "false": [f"{a.kind} {a.labels.get('client') or a.labels.get('route')}" for a in false][
             :20
@@ -168,7 +173,8 @@ def main() -> None:
         )
     print(f"all attacks: {a['detected']}/{a['injected']} detected, median TTD {a['median_ttd_s']} s; "
           f"alerts on heavy legitimate clients: {a['alerts_on_heavy_legit']}; "
-          f"other alerts on attackers: {a['other_alerts_on_attackers']}; false alerts: {a['false_alerts']}")  # fmt: skip
+          f"other alerts on attackers or their victims: {a['other_alerts_on_attacks']}; "
+          f"false alerts: {a['false_alerts']}")  # fmt: skip
     normal_sc = scenario.model_copy(
         update={"incidents": [], "duration_s": args.normal_hours * 3600, "seed": scenario.seed + 1}
     )
@@ -178,7 +184,7 @@ def main() -> None:
           f"({n['alerts_on_heavy_legit']} on heavy legitimate clients): "
           f"{n['false_per_10k_clients_per_day']} per 10,000 clients per day "
           f"(resolution {n['resolution_per_10k_clients_per_day']})")  # fmt: skip
-    print(json.dumps({"attacks": a, "normal": n}))
+    print(json.dumps({"attacks": a, "normal": n}), flush=True)
 
 
 if __name__ == "__main__":

@@ -224,7 +224,7 @@ class ModelConfig(_Strict):
     n_estimators: int = Field(100, ge=10, le=1000)
     max_samples: int = Field(256, ge=16)
     contamination: float = Field(
-        0.02, gt=0, lt=0.5, description="Share of training rows the forest calls unusual."
+        0.05, gt=0, lt=0.5, description="Share of training rows the forest calls unusual."
     )
     min_feature_z: float = Field(
         6.0, gt=0, description="And one feature this many robust z-scores from the sample's."
@@ -237,10 +237,13 @@ class IncidentConfig(_Strict):
     """One alert per client and incident."""
 
     resolve_after_s: float = Field(
-        600.0, gt=0, description="Quiet event time (no trigger) after which an incident resolves."
+        300.0, gt=0, description="Quiet event time (no trigger) after which an incident resolves."
     )
     cooldown_s: float = Field(
-        1800.0, ge=0, description="After resolving, the same client and kind stay quiet this long."
+        600.0,
+        ge=0,
+        description="After resolving, the same client and kind stay quiet this long: long "
+        "enough to stop flapping, short enough not to hide the next attack.",
     )
     model_cooldown_s: float = Field(
         86_400.0, ge=0, description="Cooldown of anomalous_client alerts (lower severity)."

@@ -1,10 +1,12 @@
 """Per-client window features for the anomalous-client model.
 
-One row per client and judgement, over the model's window: rate, breadth,
-error and refusal shares, login failures, distinct ids and identities,
-user-agent changes, payload size, burstiness and time of day. Counts are
-``log1p``-scaled so a client ten times busier is one step further out, not
-ten; shares stay in [0, 1].
+One row per client and judgement, over the model's window: the *mix* of what
+the client does (route breadth, error and refusal shares, login failures,
+writes, user-agent changes, payload size, burstiness, time of day), not its
+volume. Volume is relative to the population by construction and is the
+scraping detector's business; a model fed with it flags every carrier NAT,
+partner and batch job, which are heavy and perfectly ordinary. Counts are
+``log1p``-scaled; shares stay in [0, 1].
 
 >>> from apiwatch.models.access.config import AccessConfig
 >>> from apiwatch.models.access.records import ClientWindow
@@ -16,6 +18,8 @@ ten; shares stay in [0, 1].
 >>> row = client_features(s, 10_000, cfg.model.window_s, cfg.fold.window_s)
 >>> dict(zip(FEATURES, row))["not_found_share"]
 0.2
+>>> shown("distinct_routes", math.log1p(9.0)), shown("not_found_share", 0.5)
+(9.0, 0.5)
 """
 
 from __future__ import annotations
@@ -25,15 +29,12 @@ import math
 from apiwatch.models.access.state import ClientState, Col, RCol
 
 FEATURES: tuple[str, ...] = (
-    "requests_per_min",
     "distinct_routes",
     "server_error_share",
     "client_error_share",
     "not_found_share",
     "denied_share",
     "login_failure_share",
-    "distinct_ids",
-    "distinct_identities",
     "user_agents",
     "write_share",
     "kb_per_request",
@@ -42,10 +43,7 @@ FEATURES: tuple[str, ...] = (
     "hour_cos",
 )
 #: Features shown to people as counts (the model sees them log1p-scaled).
-LOG_SCALED = frozenset(
-    {"requests_per_min", "distinct_routes", "distinct_ids", "distinct_identities", "user_agents",
-     "kb_per_request"}
-)  # fmt: skip
+LOG_SCALED = frozenset({"distinct_routes", "user_agents", "kb_per_request"})
 
 
 def client_features(
@@ -56,21 +54,15 @@ def client_features(
     t = state.totals(start)
     n = max(1, t[Col.COUNT])
     windows = state.counters.windows_since(start)
-    span_min = max(micro_window_s, min(window_s, windows * micro_window_s)) / 60
     denied = sum(s.sum_since(start)[RCol.DENIED] for s in state.routes.values())
-    ids = sum(s.count_since(start) for s in state.ids.values())
-    identities = state.users.count_since(start) if state.is_ip else state.ips.count_since(start)
     hour = (now_ms / 3_600_000) % 24
     return [
-        math.log1p(t[Col.COUNT] / span_min),
         math.log1p(len(state.routes)),
         t[Col.E5XX] / n,
         t[Col.E4XX] / n,
         t[Col.NOT_FOUND] / n,
         denied / n,
         t[Col.LOGIN_FAIL] / n,
-        math.log1p(ids),
-        math.log1p(identities),
         math.log1p(state.agents.count_since(start)),
         t[Col.WRITES] / n,
         math.log1p(t[Col.KBYTES] / n),
@@ -81,9 +73,5 @@ def client_features(
 
 
 def shown(name: str, value: float) -> float:
-    """A feature value as people read it (undo the log scaling).
-
-    >>> shown("requests_per_min", math.log1p(9.0)), shown("not_found_share", 0.5)
-    (9.0, 0.5)
-    """
+    """A feature value as people read it (undo the log scaling)."""
     return round(math.expm1(value), 3) if name in LOG_SCALED else round(value, 3)

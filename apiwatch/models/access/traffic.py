@@ -130,7 +130,7 @@ def attack_events(
             e["user_id"] = f"leak{spec.ident}-{int(rng.integers(0, 10**7))}@mail.example"
             e["status"] = 200 if u < 0.03 else 401
         elif spec.kind == "enumeration":
-            oid = 100_000 + int((t - lo) // 300) + n  # a walk: ids go up
+            oid = 100_000 + int(t // 250) % 1_000_000  # a walk: ids go up with time
             e["path"] = spec.route.replace("{id}", str(oid))
             e["status"] = 200 if u < 0.25 else (403 if u < 0.6 else 404)
             e["user_id"] = f"attacker{spec.ident}"
