@@ -22,6 +22,7 @@ from apiwatch.models.deadletter import DeadLetter, Reason
 from apiwatch.models.monitor import SeriesMonitor
 from apiwatch.settings import Settings
 from apiwatch.streams.metrics import Health, Metrics
+from apiwatch.streams.restore import ChangelogCheck
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,9 @@ class DetectStage:
             extra_topic_configs={"cleanup.policy": "compact"},
             help="SeriesMonitor state per series",
         )
+        # A restore that stopped at a reported end offset short of the real one is
+        # caught up from the changelog before the partition's first message.
+        self.restore_check = ChangelogCheck(app, self.monitors, settings)
         self.processed = 0
         app.agent(self.buckets, name="apiwatch.detect")(self.process)
 
@@ -61,6 +65,7 @@ class DetectStage:
         event: EventT[bytes]
         async for event in stream.events():
             try:
+                await self.restore_check.ensure(event.message.partition)
                 await self.handle(event.value, event.key)
             except Exception as exc:  # one poison message must not stop the agent
                 msg = event.message

@@ -45,6 +45,9 @@ class LinkStage:
             "linker",
             default=None,
             partitions=1,
+            # key_type=bytes too: Faust decodes changelog keys during recovery with the
+            # serializer of key_type (json by default); raw keys would never recover.
+            key_type=bytes,
             schema=faust.Schema(key_serializer="raw", value_serializer="json"),
             extra_topic_configs={"cleanup.policy": "compact"},
             help="IncidentLinker state: firing RUM and synthetic alerts by endpoint",
