@@ -105,6 +105,10 @@ async def _read_alerts(
         await consumer.stop()
 
 
+def _firing(alerts: list[AlertEvent], kind: str) -> list[AlertEvent]:
+    return [a for a in alerts if a.transition == "firing" and a.data.kind.value == kind]
+
+
 def _fired(alerts: list[AlertEvent]) -> set[tuple[str, str]]:
     return {
         (a.data.kind.value, a.data.labels.get("client") or a.data.labels.get("route", ""))
@@ -148,25 +152,21 @@ async def alerts(
 
 
 async def test_brute_force_through_the_broker(alerts: list[AlertEvent]) -> None:
-    (alert,) = [
-        a
-        for a in alerts
-        if a.data.kind.value == "brute_force" and a.data.labels.get("client") == BRUTE
-    ]
-    assert alert.transition == "firing" and alert.data.labels["client_kind"] == "ip"
+    (alert,) = [a for a in _firing(alerts, "brute_force") if a.data.labels["client"] == BRUTE]
+    assert alert.data.labels["client_kind"] == "ip"
     assert alert.data.evidence.details["login_failures"] >= 20
     assert alert.data.evidence.sample_event_ids
 
 
 async def test_distributed_stuffing_through_the_broker(alerts: list[AlertEvent]) -> None:
-    (alert,) = [a for a in alerts if a.data.kind.value == "credential_stuffing"]
+    (alert,) = _firing(alerts, "credential_stuffing")
     assert alert.data.labels["route"] == "/login" and alert.data.labels["service"] == "auth"
     assert alert.data.evidence.details["distinct_ips"] >= 5
     assert alert.data.evidence.top_offenders
 
 
 async def test_enumeration_through_the_broker(alerts: list[AlertEvent]) -> None:
-    (alert,) = [a for a in alerts if a.data.kind.value == "enumeration"]
+    (alert,) = _firing(alerts, "enumeration")
     assert alert.data.labels["client"] == ENUM and alert.data.labels["route"] == "/orders/{id}"
     assert alert.data.evidence.details["distinct_ids"] >= 30
 
