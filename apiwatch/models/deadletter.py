@@ -1,6 +1,10 @@
 """Dead letter: a message apiwatch could not accept, kept whole with why and where from.
 
 The original bytes travel base64-encoded so nothing is lost, whatever they held.
+Up to :data:`MAX_PAYLOAD_BYTES` of them: a larger message (an oversized one, say
+10 MB) keeps its first bytes, ``payload_size`` gives its full size, and
+``origin`` says where the whole message is. Kept whole, its dead letter would be
+too large to produce, and failing to dead-letter it would stop the stage.
 
 >>> dl = DeadLetter.build(b"\\xffnot json", reason=Reason.INVALID_JSON, detail="bad byte",
 ...     topic="apiwatch.rum.events", partition=0, offset=7)
@@ -19,6 +23,9 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 PREVIEW_CHARS = 512
+#: Payload bytes kept in a dead letter (base64 makes them 4/3 as large; producers
+#: refuse requests over 1 MiB by default).
+MAX_PAYLOAD_BYTES = 512 * 1024
 
 
 class Reason(StrEnum):
@@ -47,8 +54,10 @@ class DeadLetter(BaseModel):
     reason: Reason
     detail: str
     origin: Origin
-    payload_b64: str
-    payload_size: int
+    payload_b64: str = Field(
+        description=f"The payload, its first {MAX_PAYLOAD_BYTES} bytes if larger."
+    )
+    payload_size: int = Field(description="Size of the whole payload in bytes.")
     preview: str = Field(description="First characters of the payload, decoded leniently.")
     received_at: datetime
 
@@ -75,7 +84,7 @@ class DeadLetter(BaseModel):
                 key_b64=base64.b64encode(key).decode() if key is not None else None,
                 timestamp_ms=timestamp_ms,
             ),
-            payload_b64=base64.b64encode(payload).decode(),
+            payload_b64=base64.b64encode(payload[:MAX_PAYLOAD_BYTES]).decode(),
             payload_size=len(payload),
             preview=payload[:PREVIEW_CHARS].decode("utf-8", errors="replace"),
             received_at=datetime.now(tz=UTC),

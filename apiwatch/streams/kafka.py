@@ -131,7 +131,14 @@ async def ensure_topics(
                     f"no Kafka broker answered at {bootstrap or cfg.bootstrap_servers} "
                     f"after {attempts} attempts: {exc}"
                 ) from exc
-            log.warning("Kafka not reachable yet (%s); retrying in %.1f s", exc, delay)
+            log.warning(
+                "Kafka not reachable at %s (%s); retrying in %.1f s (attempt %d of %d)",
+                bootstrap or cfg.bootstrap_servers,
+                exc,
+                delay,
+                attempt,
+                attempts,
+            )
         except KafkaError as exc:
             if attempt == attempts:
                 raise KafkaUnavailable(f"could not create topics: {exc}") from exc

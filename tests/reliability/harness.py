@@ -25,7 +25,7 @@ import httpx
 import orjson
 
 from apiwatch.models.alerts import AlertEvent
-from apiwatch.models.buckets import DetectMessage
+from apiwatch.models.buckets import BucketSummary, DetectMessage
 from apiwatch.models.simulation import Scenario, Simulator, Truth
 from apiwatch.settings import Settings, TopicsConfig, load_settings
 from apiwatch.streams.kafka import ensure_topics, make_consumer, make_producer, topic_specs
@@ -300,9 +300,9 @@ def judged_buckets(records: list[Any]) -> dict[str, dict[int, int]]:
     last: dict[str, int] = {}
     for r in records:
         body = DetectMessage.model_validate_json(b'{"body":' + r.value + b"}").body
-        start_ms = getattr(body, "start_ms", None)
-        if start_ms is None:
+        if not isinstance(body, BucketSummary):
             continue
+        start_ms = body.start_ms
         if body.series in last and start_ms <= last[body.series]:
             continue
         last[body.series] = start_ms

@@ -57,7 +57,13 @@ def worker(
             f"unknown role {sorted(unknown)[0]!r}; choose from {', '.join(all_roles())}"
         )
     logging.basicConfig(level=loglevel.upper())
-    run_worker(settings, WorkerOptions(roles=roles, loglevel=loglevel.lower()))
+    from apiwatch.streams.broker import BrokerError
+    from apiwatch.streams.kafka import KafkaUnavailable
+
+    try:
+        run_worker(settings, WorkerOptions(roles=roles, loglevel=loglevel.lower()))
+    except (KafkaUnavailable, BrokerError) as exc:  # retried with backoff already
+        raise UserError(str(exc), exit_code=1) from None
 
 
 @alerts_app.command("tail")
