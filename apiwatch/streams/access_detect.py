@@ -26,7 +26,7 @@ from faust.types import EventT, StreamT
 from pydantic import ValidationError
 
 from apiwatch.models.access.engine import AccessEngine, Processed
-from apiwatch.models.access.features import FEATURES
+from apiwatch.models.access.features import CONTEXT, FEATURES
 from apiwatch.models.access.model import ModelKeeper
 from apiwatch.models.access.records import ACCESS_MESSAGE, LoginBatch
 from apiwatch.models.deadletter import DeadLetter, Reason
@@ -84,7 +84,7 @@ class AccessDetectStage:
             extra_topic_configs=compact, help="LoginRouteTracker state per login route",
         )  # fmt: skip
         model_path = settings.app.state_dir / MODEL_FILE
-        self.keeper = ModelKeeper(self.cfg.model, FEATURES, path=model_path)
+        self.keeper = ModelKeeper(self.cfg.model, FEATURES, path=model_path, context=CONTEXT)
         if self.cfg.model.enabled and self.keeper.load(model_path):
             log.info("access model loaded from %s", model_path)
         self.engine = AccessEngine(self.cfg, self.keeper)

@@ -219,7 +219,9 @@ class ModelConfig(_Strict):
     window_s: float = Field(300.0, gt=0, description="Feature window per client.")
     min_requests: int = Field(30, ge=1, description="Requests in the window to be scored.")
     sample_size: int = Field(20_000, ge=100, description="Rolling sample of feature rows.")
-    min_fit_rows: int = Field(500, ge=50, description="Rows before a first fit.")
+    min_fit_rows: int = Field(
+        5000, ge=50, description="Rows before a first fit: a sample of more than a few minutes."
+    )
     refit_interval_s: float = Field(600.0, gt=0, description="Wall seconds between refits.")
     n_estimators: int = Field(100, ge=10, le=1000)
     max_samples: int = Field(256, ge=16)

@@ -2,8 +2,8 @@
 
 One row per client and judgement, over the model's window: the *mix* of what
 the client does (route breadth, error and refusal shares, login failures,
-writes, user-agent changes, payload size, burstiness, time of day), not its
-volume. Volume is relative to the population by construction and is the
+writes, user-agent changes, payload size, time of day), not its volume or
+how steadily it calls. Volume is relative to the population by construction and is the
 scraping detector's business; a model fed with it flags every carrier NAT,
 partner and batch job, which are heavy and perfectly ordinary. Counts are
 ``log1p``-scaled; shares stay in [0, 1].
@@ -38,10 +38,11 @@ FEATURES: tuple[str, ...] = (
     "user_agents",
     "write_share",
     "kb_per_request",
-    "active_window_share",
     "hour_sin",
     "hour_cos",
 )
+#: Context for the forest, never a reason to alert: a rolling sample spans a few hours.
+CONTEXT = frozenset({"hour_sin", "hour_cos"})
 #: Features shown to people as counts (the model sees them log1p-scaled).
 LOG_SCALED = frozenset({"distinct_routes", "user_agents", "kb_per_request"})
 
@@ -53,7 +54,6 @@ def client_features(
     start = now_ms - int(window_s * 1000)
     t = state.totals(start)
     n = max(1, t[Col.COUNT])
-    windows = state.counters.windows_since(start)
     denied = sum(s.sum_since(start)[RCol.DENIED] for s in state.routes.values())
     hour = (now_ms / 3_600_000) % 24
     return [
@@ -66,7 +66,6 @@ def client_features(
         math.log1p(state.agents.count_since(start)),
         t[Col.WRITES] / n,
         math.log1p(t[Col.KBYTES] / n),
-        windows / max(1.0, window_s / micro_window_s),
         math.sin(2 * math.pi * hour / 24),
         math.cos(2 * math.pi * hour / 24),
     ]

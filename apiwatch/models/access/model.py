@@ -6,7 +6,7 @@ it and sets the alert threshold at a low quantile (``contamination``) of the
 training scores. The forest alone is not enough to alert: its splits fall
 inside the training range, so a row far beyond it on one feature scores like
 the sample's own extremes, and a quantile flags a fixed share of ordinary rows. So a row must also stand out on at least one feature
-by a robust z-score (median and MAD of the sample) of ``min_feature_z``:
+by a robust z-score (median, and MAD or the sample's range) of ``min_feature_z``:
 the forest ranks, the z-scores confirm and explain. A heavy client that has
 been around for a while is dense in the rolling sample (one row per window),
 so the forest does not isolate it; a newcomer far from everyone is.
@@ -77,6 +77,7 @@ class ClientModel:
     median: Matrix
     spread: Matrix
     rows: int
+    context: npt.NDArray[np.bool_]
 
     def score(self, rows: Matrix) -> Matrix:
         """IsolationForest ``score_samples``: lower is more anomalous."""
@@ -97,9 +98,15 @@ class ClientModel:
         return out
 
     def explain(self, row: Matrix, top: int = 3) -> list[tuple[str, float, float, float]]:
-        """(feature, value, typical value, robust z) of the ``top`` most unusual features."""
+        """(feature, value, typical value, robust z) of the ``top`` features most above typical.
+
+        One-sided on purpose: more errors, refusals, routes or agents than anyone
+        is suspicious; fewer (a partner calling two routes) is not. Context
+        features (time of day) shape the forest but never explain an alert.
+        """
         z = (row - self.median) / self.spread
-        order = np.argsort(-np.abs(z))[:top]
+        z[self.context] = -np.inf
+        order = np.argsort(-z)[:top]
         return [
             (self.features[i], float(row[i]), float(self.median[i]), float(z[i])) for i in order
         ]
@@ -112,13 +119,17 @@ def fit(
     max_samples: int = 256,
     contamination: float = 0.05,
     seed: int = 0,
+    context: frozenset[str] = frozenset(),
 ) -> ClientModel:
     """Train on ``rows``; pure and CPU-bound, safe to run in an executor."""
     median = np.median(rows, axis=0)
     mad = np.median(np.abs(rows - median), axis=0) * 1.4826
-    # A floor on the spread: a feature constant in the sample (often 0) still gets a
-    # finite z-score, scaled to the feature's own range.
-    spread = np.maximum(mad, 0.05 * np.maximum(1.0, np.abs(median)))
+    # Features of real traffic are lumpy (most clients: one user agent, no 404), so
+    # the MAD is often 0. The spread is at least a sixth of the sample's 0.1-99.9 %
+    # range, so "z >= 6" reads "beyond the range nearly every client stays in",
+    # and never less than 0.05 (a feature constant in the sample).
+    lo, hi = np.quantile(rows, [0.001, 0.999], axis=0)
+    spread = np.maximum(np.maximum(mad, (hi - lo) / 6), 0.05)
     # Trees cannot split on a feature that is constant in the sample, so a client
     # that differs only there would look normal; a little jitter makes every
     # feature splittable without moving the sample.
@@ -139,6 +150,7 @@ def fit(
         median=median,
         spread=spread,
         rows=len(rows),
+        context=np.array([f in context for f in features]),
     )
 
 
@@ -153,11 +165,13 @@ class ModelKeeper:
         cfg: ModelConfig,
         features: tuple[str, ...],
         path: Path | None = None,
+        context: frozenset[str] = frozenset(),
         fit_fn: FitFn | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cfg = cfg
         self.features = features
+        self.context = context
         self.path = path
         self.sample = RollingSample(cfg.sample_size, len(features))
         self.model: ClientModel | None = None
@@ -170,7 +184,10 @@ class ModelKeeper:
 
     def _fit(self, rows: Matrix) -> ClientModel:
         c = self.cfg
-        return fit(rows, self.features, c.n_estimators, c.max_samples, c.contamination, c.seed)
+        return fit(
+            rows, self.features, c.n_estimators, c.max_samples, c.contamination, c.seed,
+            self.context,
+        )  # fmt: skip
 
     def due(self) -> bool:
         if self.refit is not None or self.sample.filled < self.cfg.min_fit_rows:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from apiwatch.models.access.config import AccessConfig
 from apiwatch.models.access.engine import AccessEngine, DictStore, Processed
-from apiwatch.models.access.features import FEATURES
+from apiwatch.models.access.features import CONTEXT, FEATURES
 from apiwatch.models.access.fold import AccessFolder, RecordDict
 from apiwatch.models.access.model import ModelKeeper
 from apiwatch.models.access.records import ClientBatch, LoginBatch
@@ -54,7 +54,9 @@ class AccessReplay:
         self.folder = AccessFolder(cfg)
         self._event_s = 0.0
         # Refits are due by event time here: a replay is as fast as the CPU allows.
-        self.keeper = ModelKeeper(cfg.model, FEATURES, path=model_path, clock=lambda: self._event_s)
+        self.keeper = ModelKeeper(
+            cfg.model, FEATURES, path=model_path, context=CONTEXT, clock=lambda: self._event_s
+        )
         if model_path is not None:
             self.keeper.load(model_path)
         self.engine = AccessEngine(cfg, self.keeper)
