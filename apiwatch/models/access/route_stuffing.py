@@ -21,6 +21,7 @@ never becomes the norm); :class:`DistributedStuffing` judges it.
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from apiwatch.models.access.config import StuffingConfig
@@ -120,14 +121,16 @@ class LoginRouteState:
     def baseline_ratio(self) -> tuple[float, int, float | None]:
         """(failure ratio, minutes of history, usual users failing and never succeeding).
 
-        Until ``warmup_minutes`` of history: the prior ratio, and no user rate.
+        Medians over the minutes, not pooled sums: an attack the route-level rule
+        did not flag (one IP's stuffing, a brute force) moves a few minutes, and
+        must not raise the bar for the next distributed one. Until
+        ``warmup_minutes`` of history: the prior ratio, and no user baseline.
         """
         minutes = [m for m in self.baseline if m[1] > 0]
-        attempts = sum(m[1] for m in minutes)
-        failures = sum(m[2] for m in minutes)
-        if len(minutes) < self.cfg.warmup_minutes or attempts == 0:
+        if len(minutes) < self.cfg.warmup_minutes:
             return self.cfg.prior_failure_ratio, len(minutes), None
-        return failures / attempts, len(minutes), sum(m[3] for m in minutes) / len(minutes)
+        ratio = statistics.median(m[2] / m[1] for m in minutes)
+        return ratio, len(minutes), statistics.median(m[3] for m in minutes)
 
     def to_state(self) -> dict[str, Any]:
         return {
