@@ -32,7 +32,7 @@ from pydantic import TypeAdapter
 
 from apiwatch.models.access.config import AccessConfig
 from apiwatch.models.access.replay import AccessReplay
-from apiwatch.models.access.traffic import heavy_identity
+from apiwatch.models.access.traffic import attack_identities, heavy_identity
 from apiwatch.models.events import RumEvent
 from apiwatch.models.monitor import Emission
 from apiwatch.models.scoring import FiredAlert, matches
@@ -49,6 +49,7 @@ EVENTS = TypeAdapter(list[RumEvent])
 class Run:
     alerts: list[FiredAlert] = field(default_factory=list)
     sources: dict[int, set[str]] = field(default_factory=dict)  # alert -> IPs in its evidence
+    attack_clients: set[str] = field(default_factory=set)  # every identity an attack uses
     truths: list[Truth] = field(default_factory=list)
     heavy: set[str] = field(default_factory=set)
     clients: set[str] = field(default_factory=set)
@@ -69,6 +70,8 @@ def replay(scenario: Scenario, cfg: AccessConfig) -> Run:
     run = Run(truths=sim.truth(), days=scenario.duration_s / 86_400)
     for h in sim.heavy_specs():
         run.heavy |= heavy_identity(h)
+    for _, spec in sim.attack_specs():
+        run.attack_clients |= attack_identities(spec.kind, spec.ident)
     emissions: list[Emission] = []
     began = time.perf_counter()
     ctx = {"now": time.time(), "max_future_skew_s": 300.0}
@@ -89,9 +92,9 @@ def replay(scenario: Scenario, cfg: AccessConfig) -> Run:
 
 
 def _on_attack(alert: FiredAlert, run: Run) -> bool:
-    """The alert names an attacker, or a victim account attacked from an attacker's IP."""
-    attackers = {t.labels["client"] for t in run.truths if "client" in t.labels}
-    return alert.labels.get("client") in attackers or bool(run.sources[id(alert)] & attackers)
+    """The alert names an attacker, an account it used or attacked, or cites its IPs."""
+    ips = run.attack_clients
+    return alert.labels.get("client") in ips or bool(run.sources[id(alert)] & ips)
 
 
 def score_attacks(run: Run) -> dict[str, Any]:
@@ -106,12 +109,12 @@ def score_attacks(run: Run) -> dict[str, Any]:
             ttd[t.kind].append((min(a.time_ms for a in hits) - t.start_ms) / 1000)
     true_alerts = {id(a) for a in run.alerts for t in run.truths if matches(a, t, GRACE_MS)}
     kinds = Counter(a.kind for a in run.alerts)
-    correct = Counter(a.kind for a in run.alerts if id(a) in true_alerts)
+    correct = Counter(a.kind for a in run.alerts if id(a) in true_alerts or _on_attack(a, run))
     for kind, k in by_kind.items():
         k["recall"] = round(k["detected"] / k["injected"], 3)
         k["median_ttd_s"] = round(statistics.median(ttd[kind]), 1) if ttd[kind] else None
-        # Precision: of the alerts of the kinds that answer this attack, the share
-        # that detect an injected attack (alerts on victims count against it).
+        # Precision: of the alerts of the kinds that answer this attack, the share that
+        # point at a real attack (the attacker, or an account it used or attacked).
         alert_kinds = DETECTED_BY.get(kind, (kind,))
         n = sum(kinds[a] for a in alert_kinds)
         k["precision"] = round(sum(correct[a] for a in alert_kinds) / n, 3) if n else None

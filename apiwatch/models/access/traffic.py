@@ -50,6 +50,7 @@ _SENSITIVE = (
     "/backup.zip", "/db.sql", "/config.php.bak", "/.aws/credentials", "/admin/console",
 )  # fmt: skip
 _PROBE_WORDS = ("admin", "old", "test", "api", "v1", "debug", "shell", "login", "setup", "tmp")
+_BRUTE_FORCE_USERS = ("admin", "root", "support")
 _FAR_COUNTRIES = (("DE", "AU"), ("US", "SG"), ("FR", "BR"), ("GB", "JP"))
 
 
@@ -85,6 +86,20 @@ def attacker_identity(kind: str, ident: int) -> dict[str, str]:
     return {"client": attacker_ip(ident)}
 
 
+def attack_identities(kind: str, ident: int) -> set[str]:
+    """Every client value the attack uses (its IP, its own or its victims' accounts).
+
+    >>> sorted(attack_identities("enumeration", 5))
+    ['185.220.5.17', 'attacker5']
+    """
+    out = {attacker_ip(ident), *attacker_identity(kind, ident).values()}
+    if kind == "brute_force":
+        out |= set(_BRUTE_FORCE_USERS)
+    elif kind == "enumeration":
+        out.add(f"attacker{ident}")
+    return out
+
+
 def _times(lo: int, hi: int, rate: float, rng: np.random.Generator) -> np.ndarray:
     n = int(rng.poisson(rate * (hi - lo) / 1000))
     return np.sort(rng.integers(lo, hi, n))
@@ -115,7 +130,7 @@ def attack_events(
         e = _base(spec, t, spec.route, 401, ip, n)
         e["user_agent"] = _BROWSERS[spec.ident % len(_BROWSERS)]
         if spec.kind == "brute_force":
-            e["user_id"] = ("admin", "root", "support")[int(u * 3)]
+            e["user_id"] = _BRUTE_FORCE_USERS[int(u * len(_BRUTE_FORCE_USERS))]
             e["user_agent"] = "python-requests/2.32.3"
         elif spec.kind == "credential_stuffing":
             e["user_id"] = f"combo{spec.ident}-{int(rng.integers(0, 10**7))}@mail.example"
