@@ -57,7 +57,7 @@ Method = Annotated[
 ]
 Country = Annotated[str, StringConstraints(to_upper=True, pattern=r"^[A-Za-z]{2}$")]
 # Canonical dotted-quad IPv4 (no leading zeros): already in the form ipaddress would give.
-_IPV4 = re.compile(
+IPV4_PATTERN = re.compile(
     r"^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$"
 )
 
@@ -171,7 +171,7 @@ class RumEvent(BaseModel):
         if not path.startswith("/"):
             raise ValueError("path must start with '/'")
         ip = self.client_ip
-        if not _IPV4.match(ip):
+        if not IPV4_PATTERN.match(ip):
             object.__setattr__(self, "client_ip", normalise_ip(ip))
         if self.route is None:
             object.__setattr__(self, "route", template_route(path))

@@ -31,11 +31,11 @@ from apiwatch.models.aggregate import BucketFolder
 from apiwatch.models.buckets import (
     BucketSummary,
     SyntheticRun,
-    rum_series_key,
     synthetic_series_key,
 )
 from apiwatch.models.decode import BatchDecoder, Rejected
 from apiwatch.models.events import RumEvent, SyntheticResult
+from apiwatch.models.fastpath import RumFastPath
 from apiwatch.settings import Settings
 from apiwatch.streams.deadletters import DeadLetterSink
 from apiwatch.streams.kafka import make_consumer, make_producer
@@ -139,6 +139,7 @@ class IngestStage:
         self.health = health or Health()
         self.bootstrap = bootstrap
         self.rum_decoder = BatchDecoder(RumEvent, self.cfg.max_message_bytes)
+        self.rum_fast = RumFastPath(self.cfg.max_message_bytes)
         self.synthetic_decoder = BatchDecoder(SyntheticResult, self.cfg.max_message_bytes)
         self.partitions: dict[int, _PartitionState] = {}
         self.synthetic_next: dict[int, int] = {}
@@ -240,9 +241,6 @@ class IngestStage:
         self.stats.rejected += len(rejected)
 
     async def _ingest_rum(self, tp: TopicPartition, records: list[Record], now: float) -> None:
-        decoded = self.rum_decoder.decode([r.value for r in records], self._context(now))
-        if self.buckets:
-            await self._reject(tp, records, decoded.rejected)
         state = self.partitions.get(tp.partition)
         if state is None:
             state = _PartitionState(
@@ -254,39 +252,13 @@ class IngestStage:
                 )
             )
             self.partitions[tp.partition] = state
-        events = decoded.events
-        n = len(events)
-        offsets = np.fromiter((records[i].offset for i in decoded.source_index), np.int64, n)
-        if n and self.buckets:
-            keys, ts_l, status_l, duration_l = [], [], [], []
-            # One pass over the batch: attribute reads are the cost here, not the appends.
-            for e in events:
-                keys.append(rum_series_key(e.environment, e.service, e.method, e.route or e.path))
-                ts_l.append(e.epoch_ms)
-                status_l.append(e.status)
-                duration_l.append(e.duration_ms)
-            ts = np.array(ts_l, dtype=np.int64)
-            status = np.array(status_l, dtype=np.int64)
-            duration = np.array(duration_l, dtype=np.float64)
-            topic, part = tp.topic, tp.partition
-
-            def event_id(i: int) -> str:
-                return events[i].event_id or f"{topic}:{part}:{offsets[i]}"
-
-            state.folder.fold(
-                tp.partition,
-                keys,
-                ts,
-                status,
-                duration,
-                first_offset=records[0].offset,
-                offsets=offsets,
-                event_id=event_id,
-                next_offset=records[-1].offset + 1,
-            )
-            state.last_event_wall = now
-            state.last_wm_ms = state.folder.watermark_ms or 0
-        else:
+        values = [r.value for r in records]
+        next_offset = records[-1].offset + 1
+        if not self.buckets:
+            # Extensions want model objects: the pydantic path, rejects left to the bucket path.
+            decoded = self.rum_decoder.decode(values, self._context(now))
+            n = len(decoded.events)
+            offsets = np.fromiter((records[i].offset for i in decoded.source_index), np.int64, n)
             state.folder.fold(
                 tp.partition,
                 [],
@@ -294,11 +266,35 @@ class IngestStage:
                 np.empty(0, np.int64),
                 np.empty(0),
                 first_offset=records[0].offset,
-                next_offset=records[-1].offset + 1,
+                next_offset=next_offset,
             )
-        if n:
-            for ext in self.extensions:
-                ext.on_batch(tp.partition, events, offsets, now)
+            if n:
+                for ext in self.extensions:
+                    ext.on_batch(tp.partition, decoded.events, offsets, now)
+        else:
+            cols = self.rum_fast.decode(values, self._context(now))
+            await self._reject(tp, records, cols.rejected)
+            n = len(cols.keys)
+            offsets = np.fromiter((records[i].offset for i in cols.source_index), np.int64, n)
+            topic, part, ids = tp.topic, tp.partition, cols.event_ids
+
+            def event_id(i: int) -> str:
+                return ids[i] or f"{topic}:{part}:{offsets[i]}"
+
+            state.folder.fold(
+                tp.partition,
+                cols.keys,
+                np.array(cols.ts_ms, dtype=np.int64),
+                np.array(cols.status, dtype=np.int64),
+                np.array(cols.duration_ms, dtype=np.float64),
+                first_offset=records[0].offset,
+                offsets=offsets,
+                event_id=event_id,
+                next_offset=next_offset,
+            )
+            if n:
+                state.last_event_wall = now
+                state.last_wm_ms = state.folder.watermark_ms or 0
         self.stats.events += n
         if self.buckets:
             self.metrics.events_in.labels(tp.topic).inc(n)
