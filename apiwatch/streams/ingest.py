@@ -150,6 +150,7 @@ class IngestStage:
         self.deadletters: DeadLetterSink | None = None
         self._pending: list[asyncio.Future[object]] = []
         self._last_commit = 0.0
+        self._lag: dict[TopicPartition, int] = {}
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -210,10 +211,17 @@ class IngestStage:
             self.metrics.processing_delay.labels(self.name).observe(
                 max(0.0, now - records[-1].timestamp / 1000.0)
             )
+            # Lag as the broker last reported it: how far behind the partition end we are.
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None:
+                self._lag[tp] = max(0, highwater - (records[-1].offset + 1))
             if tp.topic == self.topics.rum:
                 await self._ingest_rum(tp, records, now)
             elif tp.topic == self.topics.synthetic:
                 await self._ingest_synthetic(tp, records, now)
+        for topic in {tp.topic for tp in self._lag}:
+            lag = sum(v for tp, v in self._lag.items() if tp.topic == topic)
+            self.metrics.consumer_lag.labels(f"{topic}:{self.name}").set(lag)
         self._advance_idle(now)
         await self._emit_closed()
         await self._commit()
@@ -398,6 +406,7 @@ class IngestStage:
         except Exception as exc:
             log.warning("commit on revoke failed (the new owner replays further): %s", exc)
         for tp in revoked:
+            self._lag.pop(tp, None)
             if tp.topic == self.topics.rum:
                 self.partitions.pop(tp.partition, None)
                 for ext in self.extensions:

@@ -54,7 +54,10 @@ class Metrics:
             registry=r,
         )
         self.consumer_lag = Gauge(
-            "apiwatch_consumer_lag", "Records behind the partition end", ["topic"], registry=r
+            "apiwatch_consumer_lag",
+            "Records behind the partition end, by topic and stage (topic:stage)",
+            ["topic"],
+            registry=r,
         )
         self.open_buckets = Gauge("apiwatch_open_buckets", "Open event-time buckets", registry=r)
         self.series = Gauge("apiwatch_series", "Series tracked by ingest", registry=r)
