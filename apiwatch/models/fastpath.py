@@ -34,10 +34,10 @@ from msgspec import Meta
 from apiwatch.models.buckets import rum_series_key
 from apiwatch.models.decode import BatchDecoder, Rejected
 from apiwatch.models.events import (
-    IPV4_PATTERN,
     DEFAULT_MAX_FUTURE_SKEW_S,
     EARLIEST_EVENT_S,
     HTTP_METHODS,
+    IPV4_PATTERN,
     RumEvent,
 )
 from apiwatch.models.routes import template_route
