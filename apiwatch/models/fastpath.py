@@ -32,7 +32,7 @@ import msgspec
 from msgspec import Meta
 
 from apiwatch.models.buckets import rum_series_key
-from apiwatch.models.decode import BatchDecoder, Rejected
+from apiwatch.models.decode import BatchDecoder, Decoded, Rejected
 from apiwatch.models.events import (
     DEFAULT_MAX_FUTURE_SKEW_S,
     EARLIEST_EVENT_S,
@@ -82,6 +82,15 @@ class RumColumns:
     source_index: list[int] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
 
+    @classmethod
+    def of_events(cls, decoded: Decoded[RumEvent]) -> RumColumns:
+        """Columns of events already validated as models (kept in source order)."""
+        out = cls(rejected=list(decoded.rejected))
+        for e, i in zip(decoded.events, decoded.source_index, strict=True):
+            key = rum_series_key(e.environment, e.service, e.method, e.route or e.path)
+            out.add(key, e.epoch_ms, e.status, e.duration_ms, e.event_id, i)
+        return out
+
     def add(
         self, key: str, ts_ms: int, status: int, duration: float, eid: str | None, i: int
     ) -> None:
@@ -115,7 +124,8 @@ class RumFastPath:
                 continue
             try:
                 w = decode(value)
-            except (msgspec.DecodeError, msgspec.ValidationError):
+            except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, ValueError):
+                # RecursionError: deeply nested JSON, even in an unknown field.
                 unsure.append(i)
                 continue
             row = self._row(w, limit)

@@ -35,7 +35,7 @@ from apiwatch.models.buckets import (
 )
 from apiwatch.models.decode import BatchDecoder, Rejected
 from apiwatch.models.events import RumEvent, SyntheticResult
-from apiwatch.models.fastpath import RumFastPath
+from apiwatch.models.fastpath import RumColumns, RumFastPath
 from apiwatch.settings import Settings
 from apiwatch.streams.deadletters import DeadLetterSink
 from apiwatch.streams.kafka import make_consumer, make_producer
@@ -262,11 +262,20 @@ class IngestStage:
             self.partitions[tp.partition] = state
         values = [r.value for r in records]
         next_offset = records[-1].offset + 1
-        if not self.buckets:
-            # Extensions want model objects: the pydantic path, rejects left to the bucket path.
+        if self.extensions:
+            # Extensions read model objects: the pydantic path, then columns from the models.
             decoded = self.rum_decoder.decode(values, self._context(now))
-            n = len(decoded.events)
-            offsets = np.fromiter((records[i].offset for i in decoded.source_index), np.int64, n)
+            k = len(decoded.events)
+            offsets = np.fromiter((records[i].offset for i in decoded.source_index), np.int64, k)
+            if k:
+                for ext in self.extensions:
+                    ext.on_batch(tp.partition, decoded.events, offsets, now)
+            cols = RumColumns.of_events(decoded)
+        else:
+            cols = self.rum_fast.decode(values, self._context(now))
+        n = len(cols.keys)
+        if not self.buckets:
+            # Bad input is dead-lettered once, by the bucket path's own consumer group.
             state.folder.fold(
                 tp.partition,
                 [],
@@ -276,13 +285,8 @@ class IngestStage:
                 first_offset=records[0].offset,
                 next_offset=next_offset,
             )
-            if n:
-                for ext in self.extensions:
-                    ext.on_batch(tp.partition, decoded.events, offsets, now)
         else:
-            cols = self.rum_fast.decode(values, self._context(now))
             await self._reject(tp, records, cols.rejected)
-            n = len(cols.keys)
             offsets = np.fromiter((records[i].offset for i in cols.source_index), np.int64, n)
             topic, part, ids = tp.topic, tp.partition, cols.event_ids
 

@@ -145,7 +145,8 @@ def test_every_variant_alone() -> None:
 
 def test_batches_keep_every_message_accounted_for() -> None:
     good = orjson.dumps(GOOD)
-    bad = [b"{nope", orjson.dumps({**GOOD, "status": 999}), b"[1]", None, b"x" * 70_000]
+    deep = b'{"a":' * 5_000 + b"1" + b"}" * 5_000  # msgspec raises RecursionError here
+    bad = [b"{nope", orjson.dumps({**GOOD, "status": 999}), b"[1]", None, b"x" * 70_000, deep]
     batch = [good, *bad, good, orjson.dumps([GOOD, GOOD])]
     cols = RumFastPath(65_536).decode(batch, dict(CTX))
     rejected = {r.index for r in cols.rejected}
