@@ -109,12 +109,16 @@ class FoldConfig(_Strict):
 
 
 class BruteForceConfig(_Strict):
-    """Many failed logins from one client, or against one user (fail2ban's sshd jail shape)."""
+    """Many failed logins from one client, or against one user.
+
+    fail2ban's default jail bans after 5 failures in 10 minutes; these defaults
+    are looser (an alert is not a ban) but fast enough for slow guessing.
+    """
 
     enabled: bool = True
     window_s: float = Field(300.0, gt=0)
-    min_failures: int = Field(20, ge=1, description="Failed logins from one IP in the window.")
-    min_failures_per_user: int = Field(10, ge=1, description="Failed logins against one user.")
+    min_failures: int = Field(10, ge=1, description="Failed logins from one IP in the window.")
+    min_failures_per_user: int = Field(8, ge=1, description="Failed logins against one user.")
     min_failure_ratio: float = Field(
         0.5, ge=0, le=1, description="Share of the client's login attempts that failed."
     )

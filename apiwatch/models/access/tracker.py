@@ -107,9 +107,11 @@ class ClientTracker:
 
     def observe(self, record: ClientWindow) -> list[Emission]:
         """Merge one record, judge with every detector, return alert transitions."""
+        # An incident that went quiet before this record ended there, whether or not
+        # a sweep saw the gap (records of a long stretch can arrive in one batch).
+        out: list[Emission] = self.expire(record.first_ms)
         self.state.merge(record)
         now = self.state.last_seen_ms or record.last_ms
-        out: list[Emission] = []
         for detector in self.detectors:
             finding = detector.judge(self.state, now)
             em = self._step(detector.kind.value, finding, now)
