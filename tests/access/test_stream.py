@@ -21,6 +21,7 @@ import pytest
 import pytest_asyncio
 from aiokafka import TopicPartition
 
+from apiwatch.models.access.config import AccessConfig
 from apiwatch.models.alerts import AlertEvent
 from apiwatch.settings import Settings, load_settings
 from apiwatch.streams.access import AccessExtension, access_topic_specs
@@ -154,7 +155,7 @@ async def alerts(
 async def test_brute_force_through_the_broker(alerts: list[AlertEvent]) -> None:
     (alert,) = [a for a in _firing(alerts, "brute_force") if a.data.labels["client"] == BRUTE]
     assert alert.data.labels["client_kind"] == "ip"
-    assert alert.data.evidence.details["login_failures"] >= 20
+    assert alert.data.evidence.details["login_failures"] >= AccessConfig().brute_force.min_failures
     assert alert.data.evidence.sample_event_ids
 
 
