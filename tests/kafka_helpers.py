@@ -12,12 +12,12 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 
 from apiwatch.settings import Settings
 from apiwatch.streams.broker import free_port
-from apiwatch.streams.kafka import make_consumer
+from apiwatch.streams.kafka import assign_from_start, make_consumer
 from apiwatch.streams.worker import worker_env
 
 Record = ConsumerRecord[bytes, bytes]
@@ -102,17 +102,7 @@ class WorkerProcess:
 
 
 async def assign_all(consumer: AIOKafkaConsumer, topic: str, within_s: float = 20.0) -> None:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        parts = consumer.partitions_for_topic(topic)
-        if parts:
-            tps = [TopicPartition(topic, p) for p in sorted(parts)]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            return
-        await consumer._client.force_metadata_update()
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"topic {topic} never appeared")
+    await assign_from_start(consumer, topic, within_s)
 
 
 async def collect(

@@ -27,7 +27,6 @@ from typing import Any
 import httpx
 import orjson
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 from rich.console import Console, Group
 from rich.live import Live
@@ -39,7 +38,7 @@ from apiwatch.models.scoring import FiredAlert, score
 from apiwatch.models.simulation import Scenario
 from apiwatch.settings import Settings
 from apiwatch.streams.broker import EmbeddedBroker, free_port
-from apiwatch.streams.kafka import ensure_topics, make_consumer, topic_specs
+from apiwatch.streams.kafka import assign_from_start, ensure_topics, make_consumer, topic_specs
 from apiwatch.streams.simulate import SimulationProgress, SimulationRun
 from apiwatch.streams.worker import worker_env
 
@@ -138,19 +137,6 @@ def _render(state: DemoState, scenario: Scenario, duration: float) -> Group:
     )
 
 
-async def _follow(consumer: AIOKafkaConsumer, topic: str) -> None:
-    for _ in range(50):
-        parts = consumer.partitions_for_topic(topic)
-        if parts:
-            tps = [TopicPartition(topic, p) for p in sorted(parts)]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            return
-        await consumer._client.force_metadata_update()
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"topic {topic} did not appear")
-
-
 async def _watch(settings: Settings, state: DemoState, stop: asyncio.Event) -> None:
     t = settings.topics
     consumer = make_consumer(settings.kafka, group_id=None)
@@ -158,8 +144,8 @@ async def _watch(settings: Settings, state: DemoState, stop: asyncio.Event) -> N
     dl_consumer = make_consumer(settings.kafka, group_id=None)
     await dl_consumer.start()
     try:
-        await _follow(consumer, t.alerts)
-        await _follow(dl_consumer, t.deadletter)
+        await assign_from_start(consumer, t.alerts)
+        await assign_from_start(dl_consumer, t.deadletter)
         while not stop.is_set():
             for records in (await consumer.getmany(timeout_ms=200)).values():
                 for rec in records:

@@ -148,3 +148,24 @@ async def ensure_topics(
         await asyncio.sleep(delay)
         delay = min(delay * 2, 5.0)
     return []
+
+
+async def assign_from_start(consumer: AIOKafkaConsumer, topic: str, within_s: float = 20.0) -> None:
+    """Assign every partition of ``topic`` to a group-less consumer, from the beginning.
+
+    Waits (refreshing metadata) until the topic exists, up to ``within_s``.
+    """
+    from aiokafka import TopicPartition
+
+    deadline = asyncio.get_running_loop().time() + within_s
+    while True:
+        parts = consumer.partitions_for_topic(topic)
+        if parts:
+            tps = [TopicPartition(topic, p) for p in sorted(parts)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise KafkaUnavailable(f"topic {topic} did not appear within {within_s:.0f} s")
+        await consumer._client.force_metadata_update()
+        await asyncio.sleep(0.1)
