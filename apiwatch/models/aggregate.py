@@ -57,7 +57,7 @@ class _Slot:
     count: int = 0
     errors_5xx: int = 0
     errors_4xx: int = 0
-    total_ms: float = 0.0
+    total_us: int = 0  # whole microseconds: sums that do not depend on batch splits
     max_ms: float = 0.0
     samples: list[str] = field(default_factory=list)
     min_offsets: dict[int, int] = field(default_factory=dict)
@@ -204,7 +204,9 @@ class BucketFolder:
         counts = np.bincount(inverse, minlength=len(uniq))
         e5 = np.bincount(inverse, weights=(status >= 500), minlength=len(uniq))
         e4 = np.bincount(inverse, weights=((status >= 400) & (status < 500)), minlength=len(uniq))
-        tot = np.bincount(inverse, weights=duration_ms, minlength=len(uniq))
+        # Integer-valued weights sum exactly, so a replay with other batch boundaries
+        # gives the same total to the bit.
+        tot = np.bincount(inverse, weights=np.rint(duration_ms * 1000.0), minlength=len(uniq))
         mx = np.zeros(len(uniq))
         np.maximum.at(mx, inverse, duration_ms)
 
@@ -218,7 +220,7 @@ class BucketFolder:
             slot.count += int(counts[j])
             slot.errors_5xx += int(e5[j])
             slot.errors_4xx += int(e4[j])
-            slot.total_ms += float(tot[j])
+            slot.total_us += int(tot[j])
             if mx[j] > slot.max_ms:
                 slot.max_ms = float(mx[j])
             i = int(src_idx[j])
@@ -313,7 +315,7 @@ class BucketFolder:
             latency = {
                 "alpha": self.alpha,
                 "count": slot.count,
-                "sum": slot.total_ms,
+                "sum": slot.total_us / 1000,
                 "max": slot.max_ms,
                 "bins": bins,
             }

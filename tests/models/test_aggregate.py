@@ -148,7 +148,8 @@ def check_summaries(
         durations = np.array([d for _, _, _, d in values])
         sketch = s.sketch()
         assert sketch.count == len(values)
-        assert sketch.sum == pytest.approx(durations.sum())
+        # Sums are kept in whole microseconds (split-independent): within 0.5 us per event.
+        assert sketch.sum == pytest.approx(durations.sum(), abs=0.0005 * len(durations) + 1e-9)
         assert sketch.max == durations.max()
         for q in (0.0, 0.5, 0.9, 0.99, 1.0):
             truth = float(np.quantile(durations, q, method="lower"))
