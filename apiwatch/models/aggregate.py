@@ -57,7 +57,7 @@ class _Slot:
     count: int = 0
     errors_5xx: int = 0
     errors_4xx: int = 0
-    total_us: int = 0  # whole microseconds: sums that do not depend on batch splits
+    total_us: float = 0.0  # integer-valued microseconds: sums that do not depend on batch splits
     max_ms: float = 0.0
     samples: list[str] = field(default_factory=list)
     min_offsets: dict[int, int] = field(default_factory=dict)
@@ -220,7 +220,7 @@ class BucketFolder:
             slot.count += int(counts[j])
             slot.errors_5xx += int(e5[j])
             slot.errors_4xx += int(e4[j])
-            slot.total_us += int(tot[j])
+            slot.total_us += float(tot[j])
             if mx[j] > slot.max_ms:
                 slot.max_ms = float(mx[j])
             i = int(src_idx[j])
