@@ -42,13 +42,12 @@ open window: the ingest stage commits no further until that window is flushed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from apiwatch.models.access.allowlist import AllowList
-from apiwatch.models.access.classify import RequestClassifier, object_ids
+from apiwatch.models.access.classify import RequestClassifier
 from apiwatch.models.access.config import AccessConfig
-from apiwatch.models.access.records import ClientKind, client_key, route_key
+from apiwatch.models.access.records import ClientKind, route_key
 from apiwatch.models.events import RumEvent
 
 #: Longest value kept in a set (paths, agents): longer ones are cut, never trusted whole.
@@ -57,6 +56,9 @@ _MAX_AGENTS = 8
 _MAX_SCANNERS = 3
 _MAX_LOGIN_VALUES = 256
 _MAX_LOGIN_IPS = 64
+#: Distinct (service, method, route) classified and remembered before the memo starts over.
+_MAX_ROUTES_CACHED = 65_536
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
 _COUNTS = ("errors_4xx", "errors_5xx", "not_found", "writes", "login_attempts",
            "login_failures", "response_bytes", "scanner_requests")  # fmt: skip
 _SETS = ("users", "failed_users", "ips", "failed_ips", "agents", "paths_404", "sensitive",
@@ -64,64 +66,132 @@ _SETS = ("users", "failed_users", "ips", "failed_ips", "agents", "paths_404", "s
 
 #: A record as a plain JSON-able dict (see :class:`~apiwatch.models.access.records.ClientWindow`).
 RecordDict = dict[str, Any]
+#: A capped set that remembers the order values came in (a dict with None values).
+Values = dict[str, None]
 
 
-def _add(values: set[str], value: str, cap: int) -> None:
-    if len(values) < cap:
-        values.add(value[:MAX_VALUE_CHARS])
+class _Route:
+    """What the fold needs to know about one (service, method, route), worked out once."""
+
+    __slots__ = ("key", "login", "parts", "slots", "templated", "write")
+
+    def __init__(self, service: str, method: str, route: str, login: bool) -> None:
+        self.key = route_key(service, method, route)
+        self.login = login
+        self.write = method not in _READS
+        self.templated = "{" in route
+        parts = route.split("/")
+        self.parts = len(parts)
+        # Positions of the placeholders: a concrete path's object ids sit there.
+        self.slots = tuple(i for i, p in enumerate(parts) if p.startswith("{"))
+
+    def ids(self, path: str) -> str | None:
+        """The values of the route's placeholders in ``path``, joined by '/'; None if none.
+
+        >>> _Route("s", "GET", "/users/{id}/orders/{id}", False).ids("/users/42/orders/7")
+        '42/7'
+        """
+        if not self.slots:
+            return None
+        parts = path.split("/")
+        if len(parts) != self.parts:
+            return None
+        return "/".join([parts[i] for i in self.slots])
 
 
-@dataclass(slots=True)
 class _RouteAcc:
-    count: int = 0
-    denied: int = 0
-    ids: set[str] = field(default_factory=set)
-    paths: set[str] = field(default_factory=set)
+    __slots__ = ("count", "denied", "ids", "paths")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.denied = 0
+        self.ids: Values | None = None
+        self.paths: Values = {}
 
 
-@dataclass(slots=True)
 class _ClientAcc:
-    first_ms: int
-    last_ms: int
-    count: int = 0
-    errors_4xx: int = 0
-    errors_5xx: int = 0
-    not_found: int = 0
-    writes: int = 0
-    login_attempts: int = 0
-    login_failures: int = 0
-    response_bytes: int = 0
-    scanner_requests: int = 0
-    routes: dict[str, _RouteAcc] = field(default_factory=dict)
-    services: dict[str, int] = field(default_factory=dict)
-    users: set[str] = field(default_factory=set)
-    failed_users: set[str] = field(default_factory=set)
-    ips: set[str] = field(default_factory=set)
-    failed_ips: set[str] = field(default_factory=set)
-    countries: dict[str, list[int]] = field(default_factory=dict)
-    agents: set[str] = field(default_factory=set)
-    paths_404: set[str] = field(default_factory=set)
-    sensitive: set[str] = field(default_factory=set)
-    scanner_agents: set[str] = field(default_factory=set)
-    samples: list[str] = field(default_factory=list)
+    """One client's open micro-window. Sets are made when first needed: most stay empty."""
+
+    __slots__ = (
+        "agents",
+        "count",
+        "countries",
+        "errors_4xx",
+        "errors_5xx",
+        "failed_ips",
+        "failed_users",
+        "first_ms",
+        "ips",
+        "kind",
+        "last_ms",
+        "login_attempts",
+        "login_failures",
+        "not_found",
+        "paths_404",
+        "response_bytes",
+        "routes",
+        "samples",
+        "scanner_agents",
+        "scanner_requests",
+        "sensitive",
+        "services",
+        "users",
+        "writes",
+    )  # fmt: skip
+
+    def __init__(self, kind: str, ms: int) -> None:
+        self.kind = kind
+        self.first_ms = ms
+        self.last_ms = ms
+        self.count = 0
+        self.errors_4xx = 0
+        self.errors_5xx = 0
+        self.not_found = 0
+        self.writes = 0
+        self.login_attempts = 0
+        self.login_failures = 0
+        self.response_bytes = 0
+        self.scanner_requests = 0
+        self.routes: dict[str, _RouteAcc] = {}
+        self.services: dict[str, int] = {}
+        self.users: Values | None = None  # of an IP
+        self.failed_users: Values | None = None
+        self.ips: Values | None = None  # of a user or credential
+        self.failed_ips: Values | None = None
+        self.countries: dict[str, list[int]] = {}
+        self.agents: Values | None = None
+        self.paths_404: Values | None = None
+        self.sensitive: Values | None = None
+        self.scanner_agents: Values | None = None
+        self.samples: list[str] = []
 
 
-@dataclass(slots=True)
 class _LoginAcc:
-    attempts: int = 0
-    failures: int = 0
-    failed_users: set[str] = field(default_factory=set)
-    ok_users: set[str] = field(default_factory=set)
-    failed_ips: dict[str, int] = field(default_factory=dict)
-    samples: list[str] = field(default_factory=list)
+    __slots__ = ("attempts", "failed_ips", "failed_users", "failures", "ok_users", "samples")
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.failures = 0
+        self.failed_users: Values = {}
+        self.ok_users: Values = {}
+        self.failed_ips: dict[str, int] = {}
+        self.samples: list[str] = []
 
 
-@dataclass(slots=True)
 class _Window:
-    start_ms: int
-    min_offset: int
-    clients: dict[str, _ClientAcc] = field(default_factory=dict)
-    logins: dict[str, _LoginAcc] = field(default_factory=dict)
+    __slots__ = ("clients", "logins", "min_offset", "start_ms")
+
+    def __init__(self, start_ms: int, min_offset: int) -> None:
+        self.start_ms = start_ms
+        self.min_offset = min_offset
+        self.clients: dict[str, _ClientAcc] = {}
+        self.logins: dict[str, _LoginAcc] = {}
+
+
+def _put(values: Values, value: str, cap: int) -> None:
+    """Add ``value`` (cut to :data:`MAX_VALUE_CHARS`) unless ``cap`` values are there."""
+    if len(values) < cap:
+        values[value[:MAX_VALUE_CHARS]] = None
 
 
 def _quantile(values: list[int], q: float) -> float:
@@ -135,7 +205,15 @@ def _quantile(values: list[int], q: float) -> float:
 
 
 class AccessFolder:
-    """Open micro-windows of one source partition, folded batch by batch."""
+    """Open micro-windows of one source partition, folded batch by batch.
+
+    The hot loop reads each event's fields once, classifies its route once per
+    distinct (service, method, route) and only touches a client's rarer sets
+    (failed users, 404 paths, sensitive paths, scanner agents) when the event
+    calls for it; every set is created when first needed. The records are the
+    same as a plain per-event, per-client fold would give
+    (``tests/access/reference_fold.py`` is that fold, and the tests compare them).
+    """
 
     def __init__(
         self, cfg: AccessConfig, allow: AllowList | None = None, origin: str | None = None
@@ -154,145 +232,213 @@ class AccessFolder:
         self.allowed_total = 0
         self.late_total = 0
         self._flushed_through = -(2**62)
+        self._routes: dict[tuple[str, str, str], _Route] = {}
+        self._prefixes: dict[str, tuple[str, str, str]] = {}
 
     # -- folding ------------------------------------------------------------
 
+    def _route(self, service: str, method: str, route: str) -> _Route:
+        if len(self._routes) >= _MAX_ROUTES_CACHED:
+            self._routes.clear()
+        info = self._routes[(service, method, route)] = _Route(
+            service, method, route, self.classify.is_login(method, route)
+        )
+        return info
+
+    def _key_prefixes(self, env: str) -> tuple[str, str, str]:
+        p = self._prefixes.get(env)
+        if p is None:
+            if len(self._prefixes) >= 1024:
+                self._prefixes.clear()
+            p = self._prefixes[env] = tuple(  # type: ignore[assignment]
+                f"{env}|{k.value}|" for k in (ClientKind.IP, ClientKind.USER, ClientKind.CREDENTIAL)
+            )
+        return p  # type: ignore[return-value]
+
     def fold(self, events: Sequence[RumEvent], offsets: Sequence[int]) -> None:
         """Add a batch of valid events; ``offsets`` are their source offsets."""
-        for event, offset in zip(events, offsets, strict=True):
-            self._fold_one(event, int(offset))
-
-    def _fold_one(self, e: RumEvent, offset: int) -> None:
-        if self.allow.allows(e.client_ip, e.user_agent, e.user_id, e.credential_id):
-            self.allowed_total += 1
-            return
-        ms = e.epoch_ms
-        if self.watermark_ms is None or ms > self.watermark_ms:
-            self.watermark_ms = ms
-        start = ms - ms % self.width_ms
-        if start + self.width_ms + self.lateness_ms <= self._flushed_through:
-            self.late_total += 1
-        window = self.windows.get(start)
-        if window is None:
-            window = self.windows[start] = _Window(start, offset)
-        elif offset < window.min_offset:
-            window.min_offset = offset
-        route = e.route or e.path
-        rkey = route_key(e.service, e.method, route)
-        status = e.status
-        login = self.classify.is_login(e.method, route)
-        failed = login and status in self.classify.auth_failures
-        env = e.environment
-        keys = [(ClientKind.IP, e.client_ip)]
-        if e.user_id is not None:
-            keys.append((ClientKind.USER, e.user_id))
-        if e.credential_id is not None:
-            keys.append((ClientKind.CREDENTIAL, e.credential_id))
-        for kind, value in keys:
-            key = client_key(env, kind, value)
-            acc = window.clients.get(key)
-            if acc is None:
-                acc = window.clients[key] = _ClientAcc(first_ms=ms, last_ms=ms)
-            self._fold_client(acc, kind, e, ms, rkey, route, login, failed, offset)
-        if login:
-            lkey = "|".join((env, e.service, e.method, route))
-            lacc = window.logins.get(lkey)
-            if lacc is None:
-                lacc = window.logins[lkey] = _LoginAcc()
-            lacc.attempts += 1
-            if failed:
-                lacc.failures += 1
-                if e.user_id is not None:
-                    _add(lacc.failed_users, e.user_id, _MAX_LOGIN_VALUES)
-                ip = e.client_ip
-                if ip in lacc.failed_ips or len(lacc.failed_ips) < _MAX_LOGIN_IPS:
-                    lacc.failed_ips[ip] = lacc.failed_ips.get(ip, 0) + 1
-                event_id = self._event_id(e, offset)
-                if event_id is not None and len(lacc.samples) < self.fold_cfg.sample_ids:
-                    lacc.samples.append(event_id)
-            elif status < 400 and e.user_id is not None:
-                _add(lacc.ok_users, e.user_id, _MAX_LOGIN_VALUES)
-
-    def _fold_client(
-        self,
-        acc: _ClientAcc,
-        kind: ClientKind,
-        e: RumEvent,
-        ms: int,
-        rkey: str,
-        route: str,
-        login: bool,
-        failed: bool,
-        offset: int,
-    ) -> None:
-        cap = self.fold_cfg.max_values
-        status = e.status
-        acc.count += 1
-        acc.first_ms = min(acc.first_ms, ms)
-        acc.last_ms = max(acc.last_ms, ms)
-        if 400 <= status < 500:
-            acc.errors_4xx += 1
-            if status == 404:
-                acc.not_found += 1
-                # A missing object on a real route is enumeration's business; a path
-                # that matches no route shape at all is what a probe asks for.
-                if "{" not in route:
-                    _add(acc.paths_404, e.path, cap)
-        elif status >= 500:
-            acc.errors_5xx += 1
-        if e.method not in ("GET", "HEAD", "OPTIONS"):
-            acc.writes += 1
-        if e.response_bytes:
-            acc.response_bytes += e.response_bytes
-        acc.services[e.service] = acc.services.get(e.service, 0) + 1
-        r = acc.routes.get(rkey)
-        if r is None:
-            r = acc.routes[rkey] = _RouteAcc()
-        r.count += 1
-        if status in (403, 404):
-            r.denied += 1
-        _add(r.paths, e.path, cap)
-        ids = object_ids(e.path, route)
-        if ids is not None:
-            _add(r.ids, ids, cap)
-        if login:
-            acc.login_attempts += 1
-            if failed:
-                acc.login_failures += 1
-        if kind is ClientKind.IP:
-            if e.user_id is not None:
-                _add(acc.users, e.user_id, cap)
+        if len(events) != len(offsets):
+            raise ValueError(f"{len(events)} events but {len(offsets)} offsets")
+        cfg = self.fold_cfg
+        cap = cfg.max_values
+        n_samples = cfg.sample_ids
+        width = self.width_ms
+        too_late = self._flushed_through - width - self.lateness_ms
+        origin = self.origin
+        allow = None if self.allow.empty else self.allow.allows
+        routes = self._routes
+        new_route = self._route
+        prefixes = self._key_prefixes
+        classify = self.classify
+        failures = classify.auth_failures
+        is_scanner = classify.is_scanner
+        is_sensitive = classify.is_sensitive
+        windows = self.windows
+        wm = self.watermark_ms if self.watermark_ms is not None else -(2**62)
+        window: _Window | None = None
+        w_start = None
+        allowed = late = 0
+        ip_kind, user_kind, cred_kind = "ip", "user", "credential"
+        for e, offset in zip(events, offsets, strict=True):
+            ip = e.client_ip
+            agent = e.user_agent
+            user = e.user_id
+            cred = e.credential_id
+            if allow is not None and allow(ip, agent, user, cred):
+                allowed += 1
+                continue
+            ms = e.epoch_ms
+            if ms > wm:
+                wm = ms
+            start = ms - ms % width
+            if start <= too_late:
+                late += 1
+            if start != w_start:
+                window = windows.get(start)
+                if window is None:
+                    window = windows[start] = _Window(start, offset)
+                w_start = start
+            assert window is not None
+            if offset < window.min_offset:
+                window.min_offset = offset
+            service = e.service
+            method = e.method
+            path = e.path
+            status = e.status
+            route = e.route or path
+            info = routes.get((service, method, route))
+            if info is None:
+                info = new_route(service, method, route)
+            login = info.login
+            failed = login and status in failures
+            ids = info.ids(path) if info.templated else None
+            sensitive = is_sensitive(path)
+            scanner = bool(agent) and is_scanner(agent)  # type: ignore[arg-type]
+            country = e.country
+            nbytes = e.response_bytes
+            event_id = e.event_id
+            if event_id is None and origin is not None:
+                event_id = f"{origin}:{offset}"
+            env = e.environment
+            p_ip, p_user, p_cred = prefixes(env)
+            rkey = info.key
+            clients = window.clients
+            for kind, key in (
+                (ip_kind, p_ip + ip),
+                (user_kind, None if user is None else p_user + user),
+                (cred_kind, None if cred is None else p_cred + cred),
+            ):
+                if key is None:
+                    continue
+                acc = clients.get(key)
+                if acc is None:
+                    acc = clients[key] = _ClientAcc(kind, ms)
+                acc.count += 1
+                if ms < acc.first_ms:
+                    acc.first_ms = ms
+                elif ms > acc.last_ms:
+                    acc.last_ms = ms
+                if status >= 400:
+                    if status < 500:
+                        acc.errors_4xx += 1
+                        if status == 404:
+                            acc.not_found += 1
+                            # A missing object on a real route is enumeration's business; a
+                            # path that matches no route shape at all is what a probe asks for.
+                            if not info.templated:
+                                if acc.paths_404 is None:
+                                    acc.paths_404 = {}
+                                _put(acc.paths_404, path, cap)
+                    else:
+                        acc.errors_5xx += 1
+                if info.write:
+                    acc.writes += 1
+                if nbytes:
+                    acc.response_bytes += nbytes
+                svc = acc.services
+                svc[service] = svc.get(service, 0) + 1
+                r = acc.routes.get(rkey)
+                if r is None:
+                    r = acc.routes[rkey] = _RouteAcc()
+                r.count += 1
+                if status == 403 or status == 404:
+                    r.denied += 1
+                if len(r.paths) < cap:
+                    r.paths[path[:MAX_VALUE_CHARS]] = None
+                if ids is not None:
+                    if r.ids is None:
+                        r.ids = {}
+                    if len(r.ids) < cap:
+                        r.ids[ids[:MAX_VALUE_CHARS]] = None
+                if login:
+                    acc.login_attempts += 1
+                    if failed:
+                        acc.login_failures += 1
+                if kind is ip_kind:
+                    if user is not None:
+                        if acc.users is None:
+                            acc.users = {}
+                        if len(acc.users) < cap:
+                            acc.users[user[:MAX_VALUE_CHARS]] = None
+                        if failed:
+                            if acc.failed_users is None:
+                                acc.failed_users = {}
+                            _put(acc.failed_users, user, cap)
+                else:
+                    if acc.ips is None:
+                        acc.ips = {}
+                    if len(acc.ips) < cap:
+                        acc.ips[ip[:MAX_VALUE_CHARS]] = None
+                    if failed:
+                        if acc.failed_ips is None:
+                            acc.failed_ips = {}
+                        _put(acc.failed_ips, ip, cap)
+                if country is not None:
+                    seen = acc.countries.get(country)
+                    if seen is None:
+                        acc.countries[country] = [ms, ms, 1]
+                    else:
+                        if ms < seen[0]:
+                            seen[0] = ms
+                        elif ms > seen[1]:
+                            seen[1] = ms
+                        seen[2] += 1
+                if agent:
+                    if acc.agents is None:
+                        acc.agents = {}
+                    if len(acc.agents) < _MAX_AGENTS:
+                        acc.agents[agent[:MAX_VALUE_CHARS]] = None
+                    if scanner:
+                        acc.scanner_requests += 1
+                        if acc.scanner_agents is None:
+                            acc.scanner_agents = {}
+                        _put(acc.scanner_agents, agent, _MAX_SCANNERS)
+                if sensitive:
+                    if acc.sensitive is None:
+                        acc.sensitive = {}
+                    _put(acc.sensitive, path, cap)
+                if event_id is not None and len(acc.samples) < n_samples:
+                    acc.samples.append(event_id)
+            if login:
+                lkey = f"{env}|{service}|{method}|{route}"
+                lacc = window.logins.get(lkey)
+                if lacc is None:
+                    lacc = window.logins[lkey] = _LoginAcc()
+                lacc.attempts += 1
                 if failed:
-                    _add(acc.failed_users, e.user_id, cap)
-        else:
-            _add(acc.ips, e.client_ip, cap)
-            if failed:
-                _add(acc.failed_ips, e.client_ip, cap)
-        if e.country is not None:
-            seen = acc.countries.get(e.country)
-            if seen is None:
-                acc.countries[e.country] = [ms, ms, 1]
-            else:
-                seen[0] = min(seen[0], ms)
-                seen[1] = max(seen[1], ms)
-                seen[2] += 1
-        agent = e.user_agent
-        if agent:
-            _add(acc.agents, agent, _MAX_AGENTS)
-            if self.classify.is_scanner(agent):
-                acc.scanner_requests += 1
-                _add(acc.scanner_agents, agent, _MAX_SCANNERS)
-        if self.classify.is_sensitive(e.path):
-            _add(acc.sensitive, e.path, cap)
-        if len(acc.samples) < self.fold_cfg.sample_ids:
-            event_id = self._event_id(e, offset)
-            if event_id is not None:
-                acc.samples.append(event_id)
-
-    def _event_id(self, e: RumEvent, offset: int) -> str | None:
-        if e.event_id is not None:
-            return e.event_id
-        return f"{self.origin}:{offset}" if self.origin is not None else None
+                    lacc.failures += 1
+                    if user is not None:
+                        _put(lacc.failed_users, user, _MAX_LOGIN_VALUES)
+                    if ip in lacc.failed_ips or len(lacc.failed_ips) < _MAX_LOGIN_IPS:
+                        lacc.failed_ips[ip] = lacc.failed_ips.get(ip, 0) + 1
+                    if event_id is not None and len(lacc.samples) < n_samples:
+                        lacc.samples.append(event_id)
+                elif status < 400 and user is not None:
+                    _put(lacc.ok_users, user, _MAX_LOGIN_VALUES)
+        if wm > -(2**62):
+            self.watermark_ms = wm
+        self.allowed_total += allowed
+        self.late_total += late
 
     # -- closing ------------------------------------------------------------
 
@@ -331,28 +477,36 @@ class AccessFolder:
         # Population per (client kind, route): who else hit this route in this window.
         per_route: dict[tuple[str, str], list[int]] = {}
         per_kind_routes: dict[str, list[int]] = {}
-        for key, acc in w.clients.items():
-            kind = key.split("|", 2)[1]
+        for acc in w.clients.values():
+            kind = acc.kind
             for rkey, r in acc.routes.items():
-                per_route.setdefault((kind, rkey), []).append(r.count)
+                counts = per_route.get((kind, rkey))
+                if counts is None:
+                    per_route[(kind, rkey)] = [r.count]
+                else:
+                    counts.append(r.count)
             per_kind_routes.setdefault(kind, []).append(len(acc.routes))
         q = self.quantile
         refs = {k: (_quantile(v, q), len(v)) for k, v in per_route.items()}
         routes_refs = {k: _quantile(v, q) for k, v in per_kind_routes.items()}
-        end = w.start_ms + self.width_ms
+        start = w.start_ms
+        end = start + self.width_ms
         out = []
         max_routes = self.fold_cfg.max_routes
         for key, acc in w.clients.items():
-            kind = key.split("|", 2)[1]
-            top = sorted(acc.routes.items(), key=lambda kv: -kv[1].count)[:max_routes]
+            kind = acc.kind
+            items = acc.routes.items()
+            if len(items) > 1:
+                items = sorted(items, key=lambda kv: -kv[1].count)[:max_routes]  # type: ignore[assignment]
             routes = {}
-            for rkey, r in top:
+            for rkey, r in items:
                 ref, pop = refs[(kind, rkey)]
-                routes[rkey] = {"count": r.count, "denied": r.denied, "ids": list(r.ids),
-                                "paths": len(r.paths), "ref": ref, "population": pop}  # fmt: skip
+                routes[rkey] = {"count": r.count, "denied": r.denied,
+                                "ids": list(r.ids) if r.ids else [], "paths": len(r.paths),
+                                "ref": ref, "population": pop}  # fmt: skip
             rec: RecordDict = {
                 "client": key,
-                "start_ms": w.start_ms,
+                "start_ms": start,
                 "end_ms": end,
                 "first_ms": acc.first_ms,
                 "last_ms": acc.last_ms,
