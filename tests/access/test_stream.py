@@ -137,7 +137,7 @@ async def alerts(
     metrics, health = Metrics(), Health()
     app = build_app(settings, kafka_bootstrap)
     stage = AccessDetectStage(app, settings, metrics, health)
-    extension = AccessExtension(settings)
+    extension = AccessExtension(settings, gc_tuning=False)
     ingest = IngestStage(settings, metrics, health, extensions=[extension])
     stop = asyncio.Event()
     await app.start()
