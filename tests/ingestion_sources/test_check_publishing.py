@@ -115,9 +115,14 @@ def test_cli_errors_are_one_line_and_non_zero(tmp_path: Path) -> None:
     )
 
 
+def _failures(caplog: pytest.LogCaptureFixture) -> int:
+    return sum("cannot publish" in r.getMessage() for r in caplog.records)
+
+
 async def test_results_are_kept_and_retried_until_kafka_comes_back(
-    settings_for: Callable[..., Settings],
+    settings_for: Callable[..., Settings], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level("WARNING", logger="apiwatch.streams.checks.publisher")
     port = free_port()
     settings = settings_for(
         kafka={"bootstrap_servers": f"127.0.0.1:{port}", "request_timeout_s": 2}
@@ -130,7 +135,8 @@ async def test_results_are_kept_and_retried_until_kafka_comes_back(
     try:
         for i in range(3):
             publisher.submit(f"check-{i}", b'{"n": %d}' % i)
-        await asyncio.sleep(0.5)  # a few failed attempts against nothing
+        # A few failed attempts against nothing, each logged: the results are kept.
+        assert await await_until(lambda: _failures(caplog) >= 2, timeout_s=20)
         assert (publisher.pending, publisher.published) == (3, 0)
 
         with EmbeddedBroker(port=port):
