@@ -18,13 +18,16 @@ a bucket it has already judged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeAlias
 
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from apiwatch.models.aggregate import BucketFolder
@@ -33,6 +36,7 @@ from apiwatch.models.buckets import (
     SyntheticRun,
     synthetic_series_key,
 )
+from apiwatch.models.deadletter import Reason
 from apiwatch.models.decode import BatchDecoder, Rejected
 from apiwatch.models.events import RumEvent, SyntheticResult
 from apiwatch.models.fastpath import RumColumns, RumFastPath
@@ -72,6 +76,8 @@ class IngestExtension(Protocol):
 
 
 COMMIT_INTERVAL_S = 1.0
+#: Closing the Kafka clients (a final commit, leaving the group) gives up after this long.
+CLOSE_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -90,6 +96,8 @@ class IngestStats:
     summaries: int = 0
     synthetic_runs: int = 0
     commits: int = 0
+    batch_failures: int = 0
+    restarts: int = 0
     last_commit: dict[str, int] = field(default_factory=dict)
 
 
@@ -151,6 +159,17 @@ class IngestStage:
         self._pending: list[asyncio.Future[object]] = []
         self._last_commit = 0.0
         self._lag: dict[TopicPartition, int] = {}
+        #: Offsets committed by this stage, per partition (where a replay starts).
+        self._committed: dict[TopicPartition, int] = {}
+        #: Per partition, the offset below which events were already counted (a replay
+        #: after a failed batch does not count them in the metrics again).
+        self._counted: dict[TopicPartition, int] = {}
+        #: Per partition, the offset below which rejects were dead-lettered already.
+        self._rejected_to: dict[TopicPartition, int] = {}
+        #: Per partition, the end of a failed batch: up to there, one message at a time.
+        self._isolate: dict[TopicPartition, int] = {}
+        self._restart_reason: str | None = None
+        self._restart = asyncio.Event()
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -177,24 +196,95 @@ class IngestStage:
         """Commit what is safe, then close. Open buckets are not emitted: they replay."""
         try:
             if self.consumer is not None and self.producer is not None:
-                await self._commit(force=True)
+                await asyncio.wait_for(self._commit(force=True), CLOSE_TIMEOUT_S)
         except Exception as exc:  # closing anyway; the next owner replays from the last commit
-            log.warning("final ingest commit failed: %s", exc)
+            log.warning("final ingest commit failed: %r", exc)
         finally:
-            if self.consumer is not None:
-                await self.consumer.stop()
-                self.consumer = None
-            if self.producer is not None:
-                await self.producer.stop()
-                self.producer = None
+            await self._close_clients()
             self.health.set_state(self.name, "stopped")
+
+    async def _close_clients(self) -> None:
+        consumer, self.consumer = self.consumer, None
+        producer, self.producer = self.producer, None
+        for client in (consumer, producer):
+            if client is not None:
+                try:
+                    await asyncio.wait_for(client.stop(), CLOSE_TIMEOUT_S)
+                except Exception as exc:  # a broker gone away: nothing more to flush to
+                    log.warning("closing a Kafka client of %s failed: %r", self.name, exc)
+
+    def request_restart(self, reason: str) -> None:
+        """Drop all state and reconnect from scratch (the broker lost its topics)."""
+        self._restart_reason = reason
+        self._restart.set()
+
+    async def restart(self) -> None:
+        """Forget every partition, pending send and offset; reconnect as if newly started.
+
+        For a broker that came back without its topics: the open buckets were fed by
+        events of topics that no longer exist, their offsets mean nothing in the new
+        topics, and a commit of them would fail. Nothing is committed.
+        """
+        reason, self._restart_reason = self._restart_reason, None
+        self._restart.clear()
+        open_buckets = sum(s.folder.open_buckets for s in self.partitions.values())
+        for fut in self._pending:
+            fut.cancel()
+        self._pending = []
+        if self.deadletters is not None:
+            for fut in self.deadletters.pending:
+                fut.cancel()
+            self.deadletters.pending = []
+        await self._close_clients()
+        for p in list(self.partitions):
+            for ext in self.extensions:
+                ext.forget_partition(p)
+        self.partitions.clear()
+        self.synthetic_next.clear()
+        self._lag.clear()
+        self._committed.clear()
+        self._counted.clear()
+        self._rejected_to.clear()
+        self._isolate.clear()
+        self.stats.restarts += 1
+        log.warning(
+            "%s restarts (%s): %d open bucket(s) dropped with the events in them, "
+            "consuming the new topics from their start",
+            self.name,
+            reason or "requested",
+            open_buckets,
+        )
+        await self.start()
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.start()
+        stopping = asyncio.ensure_future(stop.wait())
         try:
             while not stop.is_set():
-                await self.step()
+                if self._restart.is_set():
+                    await self.restart()
+                    continue
+                step = asyncio.ensure_future(self.step())
+                restarting = asyncio.ensure_future(self._restart.wait())
+                await asyncio.wait(
+                    {step, restarting, stopping}, return_when=asyncio.FIRST_COMPLETED
+                )
+                restarting.cancel()
+                if not step.done():
+                    # Stuck on a broker that went away (a commit retries for ever): drop it.
+                    step.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await step
+                    continue
+                exc = step.exception()
+                if isinstance(exc, KafkaError):
+                    # The broker, not the input: the clients reconnect; try the next step.
+                    log.warning("%s: Kafka error, retrying: %r", self.name, exc)
+                    await asyncio.sleep(0.5)
+                elif exc is not None:
+                    raise exc
         finally:
+            stopping.cancel()
             await asyncio.shield(self.stop())
 
     # -- one iteration --------------------------------------------------------
@@ -206,8 +296,9 @@ class IngestStage:
         for tp, records in batches.items():
             if not records:
                 continue
-            self.metrics.messages_in.labels(tp.topic).inc(len(records))
-            self.stats.messages += len(records)
+            fresh = self._fresh(tp, records[0].offset, len(records))
+            self.metrics.messages_in.labels(tp.topic).inc(fresh)
+            self.stats.messages += fresh
             self.metrics.processing_delay.labels(self.name).observe(
                 max(0.0, now - records[-1].timestamp / 1000.0)
             )
@@ -215,10 +306,14 @@ class IngestStage:
             highwater = self.consumer.highwater(tp)
             if highwater is not None:
                 self._lag[tp] = max(0, highwater - (records[-1].offset + 1))
-            if tp.topic == self.topics.rum:
-                await self._ingest_rum(tp, records, now)
-            elif tp.topic == self.topics.synthetic:
-                await self._ingest_synthetic(tp, records, now)
+            isolate = self._isolate.get(tp)
+            if isolate is not None and records[0].offset < isolate:
+                await self._one_by_one(tp, records, now, isolate)
+                continue
+            try:
+                await self._ingest(tp, records, now)
+            except Exception as exc:
+                await self._batch_failed(tp, records, now, exc)
         for topic in {tp.topic for tp in self._lag}:
             lag = sum(v for tp, v in self._lag.items() if tp.topic == topic)
             self.metrics.consumer_lag.labels(f"{topic}:{self.name}").set(lag)
@@ -227,6 +322,120 @@ class IngestStage:
         await self._commit()
         self.health.beat(self.name, events=self.stats.events, rejected=self.stats.rejected)
 
+    def _fresh(self, tp: TopicPartition, first: int, n: int) -> int:
+        """How many of ``n`` consecutive offsets from ``first`` were not counted yet."""
+        return max(0, min(n, first + n - self._counted.get(tp, 0)))
+
+    async def _ingest(self, tp: TopicPartition, records: list[Record], now: float) -> None:
+        if tp.topic == self.topics.rum:
+            await self._ingest_rum(tp, records, now)
+        elif tp.topic == self.topics.synthetic:
+            await self._ingest_synthetic(tp, records, now)
+
+    async def _batch_failed(
+        self, tp: TopicPartition, records: list[Record], now: float, exc: Exception
+    ) -> None:
+        """A batch raised unexpectedly: account for every message in it, then carry on.
+
+        A synthetic batch fails before anything is sent (runs are built first), so
+        its messages are simply processed again one at a time. A RUM batch may have
+        half-folded into the partition's open buckets: that state is dropped and
+        the partition replays from its last commit (as after a crash, which the
+        detect stage already de-duplicates), with the failed range one message at a
+        time. Either way, a message that fails alone is dead-lettered with the
+        exception as its reason; no message is lost and none counted twice.
+        """
+        self.stats.batch_failures += 1
+        self.metrics.ingest_batch_failures.labels(self.name).inc()
+        end = records[-1].offset + 1
+        log.exception(
+            "%s: a batch of %d message(s) from %s[%d]@%d-%d failed (%s); %s",
+            self.name,
+            len(records),
+            tp.topic,
+            tp.partition,
+            records[0].offset,
+            end - 1,
+            type(exc).__name__,
+            "processing them one at a time"
+            if tp.topic != self.topics.rum
+            else "replaying the partition from its last commit, this range one message at a time",
+        )
+        if tp.topic != self.topics.rum:
+            await self._one_by_one(tp, records, now, end)
+            return
+        assert self.consumer is not None
+        self.partitions.pop(tp.partition, None)
+        for ext in self.extensions:
+            ext.forget_partition(tp.partition)
+        self._isolate[tp] = end
+        committed = self._committed.get(tp)
+        if committed is None:
+            committed = await self.consumer.committed(tp)
+        if committed is None:
+            await self.consumer.seek_to_beginning(tp)
+        else:
+            self.consumer.seek(tp, committed)
+
+    async def _one_by_one(
+        self, tp: TopicPartition, records: list[Record], now: float, upto: int
+    ) -> None:
+        """Process the records below ``upto`` singly (dead-lettering any that fail), the rest
+        as a batch."""
+        for i, rec in enumerate(records):
+            if rec.offset >= upto:
+                self._isolate.pop(tp, None)
+                rest = records[i:]
+                try:
+                    await self._ingest(tp, rest, now)
+                except Exception as exc:
+                    await self._batch_failed(tp, rest, now, exc)
+                break
+            try:
+                await self._ingest(tp, [rec], now)
+            except Exception as exc:
+                await self._failed_message(tp, rec, exc)
+        else:
+            if records[-1].offset + 1 >= upto:
+                self._isolate.pop(tp, None)
+
+    async def _failed_message(self, tp: TopicPartition, rec: Record, exc: Exception) -> None:
+        assert self.deadletters is not None
+        log.warning(
+            "%s: %s[%d]@%d fails on its own too: dead-lettered (%r)",
+            self.name,
+            tp.topic,
+            tp.partition,
+            rec.offset,
+            exc,
+        )
+        await self.deadletters.send(
+            rec.value,
+            reason=Reason.UNSUPPORTED,
+            detail=f"ingest failed: {type(exc).__name__}: {exc}",
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=rec.offset,
+            key=rec.key,
+            timestamp_ms=rec.timestamp,
+        )
+        self.stats.rejected += 1
+        self._rejected_to[tp] = max(self._rejected_to.get(tp, 0), rec.offset + 1)
+        self._counted[tp] = max(self._counted.get(tp, 0), rec.offset + 1)
+        if tp.topic == self.topics.rum:
+            # The folder may commit past it: it is dead-lettered.
+            self._state(tp).folder.fold(
+                tp.partition,
+                [],
+                np.empty(0, np.int64),
+                np.empty(0, np.int64),
+                np.empty(0),
+                first_offset=rec.offset,
+                next_offset=rec.offset + 1,
+            )
+        else:
+            self.synthetic_next[tp.partition] = rec.offset + 1
+
     def _context(self, now: float) -> dict[str, float]:
         return {"now": now, "max_future_skew_s": self.cfg.max_future_skew_s}
 
@@ -234,6 +443,9 @@ class IngestStage:
         self, tp: TopicPartition, records: list[Record], rejected: list[Rejected]
     ) -> None:
         assert self.deadletters is not None
+        # A range replayed after a failed batch: its dead letters went out already.
+        done = self._rejected_to.get(tp, 0)
+        rejected = [r for r in rejected if records[r.index].offset >= done]
         for r in rejected:
             rec = records[r.index]
             await self.deadletters.send(
@@ -247,8 +459,9 @@ class IngestStage:
                 timestamp_ms=rec.timestamp,
             )
         self.stats.rejected += len(rejected)
+        self._rejected_to[tp] = max(done, records[-1].offset + 1)
 
-    async def _ingest_rum(self, tp: TopicPartition, records: list[Record], now: float) -> None:
+    def _state(self, tp: TopicPartition) -> _PartitionState:
         state = self.partitions.get(tp.partition)
         if state is None:
             state = _PartitionState(
@@ -260,6 +473,16 @@ class IngestStage:
                 )
             )
             self.partitions[tp.partition] = state
+        return state
+
+    def _count(self, tp: TopicPartition, offsets: Iterable[int], next_offset: int) -> int:
+        """Events at offsets not counted before (a replay after a failed batch counts once)."""
+        counted = self._counted.get(tp, 0)
+        self._counted[tp] = max(counted, next_offset)
+        return sum(1 for o in offsets if o >= counted)
+
+    async def _ingest_rum(self, tp: TopicPartition, records: list[Record], now: float) -> None:
+        state = self._state(tp)
         values = [r.value for r in records]
         next_offset = records[-1].offset + 1
         if self.extensions:
@@ -307,29 +530,37 @@ class IngestStage:
             if n:
                 state.last_event_wall = now
                 state.last_wm_ms = state.folder.watermark_ms or 0
-        self.stats.events += n
+        fresh = self._count(tp, (records[i].offset for i in cols.source_index), next_offset)
+        self.stats.events += fresh
         if self.buckets:
-            self.metrics.events_in.labels(tp.topic).inc(n)
+            self.metrics.events_in.labels(tp.topic).inc(fresh)
 
     async def _ingest_synthetic(
         self, tp: TopicPartition, records: list[Record], now: float
     ) -> None:
         assert self.producer is not None
         decoded = self.synthetic_decoder.decode([r.value for r in records], self._context(now))
-        await self._reject(tp, records, decoded.rejected)
-        for result, i in zip(decoded.events, decoded.source_index, strict=True):
-            run = SyntheticRun(
+        # Everything that may raise comes before the first send, so a failed batch
+        # has sent nothing and can be processed again one message at a time.
+        runs = [
+            SyntheticRun(
                 series=synthetic_series_key(result.environment, result.check_id),
                 result=result,
                 origin=f"{tp.topic}[{tp.partition}]@{records[i].offset}",
             )
-            fut = await self.producer.send(
-                self.topics.buckets, value=run.model_dump_json().encode(), key=run.series.encode()
-            )
+            for result, i in zip(decoded.events, decoded.source_index, strict=True)
+        ]
+        encoded = [(run.series.encode(), run.model_dump_json().encode()) for run in runs]
+        await self._reject(tp, records, decoded.rejected)
+        for key, value in encoded:
+            fut = await self.producer.send(self.topics.buckets, value=value, key=key)
             self._pending.append(fut)
         self.synthetic_next[tp.partition] = records[-1].offset + 1
-        self.stats.synthetic_runs += len(decoded.events)
-        self.metrics.events_in.labels(tp.topic).inc(len(decoded.events))
+        fresh = self._count(
+            tp, (records[i].offset for i in decoded.source_index), records[-1].offset + 1
+        )
+        self.stats.synthetic_runs += fresh
+        self.metrics.events_in.labels(tp.topic).inc(fresh)
 
     def _advance_idle(self, now: float) -> None:
         # A partition with no new events still moves on in event time, at wall-clock
@@ -390,7 +621,15 @@ class IngestStage:
             if tp in assigned:
                 offsets[tp] = OffsetAndMetadata(off, "")
         if offsets:
-            await self.consumer.commit(offsets)
+            try:
+                await self.consumer.commit(offsets)
+            except CommitFailedError as exc:
+                # The group rebalanced meanwhile: the partitions' new owner replays from
+                # the previous commit (at-least-once), so this is not an error of ours.
+                log.warning("%s: commit refused after a rebalance: %s", self.name, exc)
+                self._last_commit = now
+                return
+            self._committed.update({tp: o.offset for tp, o in offsets.items()})
             self.stats.commits += 1
             self.stats.last_commit = {
                 f"{tp.topic}[{tp.partition}]": o.offset for tp, o in offsets.items()
@@ -411,6 +650,10 @@ class IngestStage:
             log.warning("commit on revoke failed (the new owner replays further): %s", exc)
         for tp in revoked:
             self._lag.pop(tp, None)
+            self._committed.pop(tp, None)
+            self._isolate.pop(tp, None)
+            self._counted.pop(tp, None)
+            self._rejected_to.pop(tp, None)
             if tp.topic == self.topics.rum:
                 self.partitions.pop(tp.partition, None)
                 for ext in self.extensions:

@@ -59,6 +59,28 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+        self.ingest_batch_failures = Counter(
+            "apiwatch_ingest_batch_failures",
+            "Ingest batches whose processing raised unexpectedly (messages retried one by one)",
+            ["stage"],
+            registry=r,
+        )
+        self.broker_up = Gauge(
+            "apiwatch_broker_up",
+            "1 while the Kafka broker answers, 0 while it does not",
+            registry=r,
+        )
+        self.broker_state_lost = Counter(
+            "apiwatch_broker_state_lost",
+            "Times the broker came back without the topics it had (a restart without persistence)",
+            registry=r,
+        )
+        self.topics_recreated = Counter(
+            "apiwatch_topics_recreated",
+            "Topics recreated after the broker lost them",
+            ["topic"],
+            registry=r,
+        )
         self.open_buckets = Gauge("apiwatch_open_buckets", "Open event-time buckets", registry=r)
         self.series = Gauge("apiwatch_series", "Series tracked by ingest", registry=r)
 
