@@ -11,16 +11,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from aiokafka.admin import NewTopic
 from pydantic import SecretStr
 
 from apiwatch.settings import Settings
 from apiwatch.streams.broker import EmbeddedBroker
+from apiwatch.streams.broker_watch import BrokerWatch
 from apiwatch.streams.ingest import IngestStage
 from apiwatch.streams.kafka import ensure_topics, topic_specs
 from apiwatch.streams.metrics import Health, HttpEndpoint, Metrics
@@ -40,6 +43,9 @@ def _extra_roles() -> dict[str, StageRunner]:
 
 
 CORE_ROLES = ("ingest", "detect", "access")
+
+#: Exit code of a worker whose broker came back without its topics (EX_TEMPFAIL).
+EXIT_BROKER_LOST = 75
 
 
 @dataclass
@@ -118,6 +124,18 @@ def _ingest_task(stage: IngestStage, stop: asyncio.Event) -> Callable[[], Awaita
     return run
 
 
+def faust_topic_specs(app: Any, settings: Settings) -> list[NewTopic]:
+    """Faust's own topics (table changelogs, the leader assignor topic), with their configs."""
+    rf = settings.topics.replication_factor
+    specs = [NewTopic(f"{app.conf.id}-__assignor-__leader", 1, rf)]
+    for table in app.tables.values():
+        topic = table.changelog_topic
+        partitions = table.partitions or app.conf.topic_partitions
+        configs = {"cleanup.policy": "compact", **(topic.config or {})}
+        specs.append(NewTopic(topic.get_topic_name(), partitions, rf, topic_configs=configs))
+    return specs
+
+
 def with_bootstrap(settings: Settings, bootstrap: str) -> Settings:
     kafka = settings.kafka.model_copy(update={"bootstrap_servers": bootstrap})
     return settings.model_copy(update={"kafka": kafka})
@@ -191,6 +209,46 @@ def run_worker(settings: Settings, options: WorkerOptions) -> None:
             )
         for stage in stages:
             app.task(_ingest_task(stage, stop))
+
+        async def on_lost(reason: str) -> None:
+            # Faust does not recover in process from changelogs that vanished under it (its
+            # recovery waits for ever on records its producer re-sent into the recreated
+            # topics), and any producer of this process may still hold writes for the old
+            # topics: exit at once, dropping them, for a clean restart that recreates the
+            # topics (repair_lost_state, then ensure_topics).
+            log.critical(
+                "%s; exiting with code %d so that the supervisor restarts the worker, which "
+                "recreates the topics (detection state that was in memory is lost: series "
+                "go through their warm-up again)",
+                reason,
+                EXIT_BROKER_LOST,
+            )
+            print(
+                f"apiwatch: {reason} (a restart without persistence); "
+                f"exiting with code {EXIT_BROKER_LOST} for a clean restart",
+                file=sys.stderr,
+                flush=True,
+            )
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            os._exit(EXIT_BROKER_LOST)
+
+        watch = BrokerWatch(
+            settings,
+            bootstrap,
+            specs,
+            metrics,
+            health,
+            more_specs=lambda: faust_topic_specs(app, settings),
+            on_lost=on_lost,
+        )
+
+        async def watch_broker() -> None:
+            # Checks only from here on: the broker was there when the topics were created.
+            await watch.start()
+            await watch.run(stop)
+
+        app.task(watch_broker)
 
         extra = _extra_roles()
         for role in sorted(options.roles & set(extra)):
