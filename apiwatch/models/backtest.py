@@ -9,7 +9,9 @@ someone, once per incident.
 
 Event files (``apiwatch backtest --events``): :class:`EventReplay` runs RUM
 events and synthetic results through the stream's own pieces, the bucket
-folder, one :class:`SeriesMonitor` per series and the incident linker.
+folder, one :class:`SeriesMonitor` per series and the incident linker, and, when
+given an :class:`~apiwatch.models.access.replay.AccessReplay`, the RUM events
+through the access-pattern detectors as well.
 
 >>> rows = [(i * 300_000, 1.0 + (i % 5) * 0.01 + (9.0 if i == 400 else 0.0)) for i in range(500)]
 >>> result = backtest_series([t for t, _ in rows], [v for _, v in rows])
@@ -29,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from apiwatch.models.access.replay import AccessReplay
 from apiwatch.models.aggregate import BucketFolder
 from apiwatch.models.buckets import (
     BucketSummary,
@@ -186,6 +189,7 @@ class ReplayStats:
     buckets: int = 0
     late_events: int = 0
     alerts: int = 0
+    access_alerts: int = 0
 
 
 class EventReplay:
@@ -214,8 +218,11 @@ class EventReplay:
         allowed_lateness_s: float,
         max_future_skew_s: float = 300.0,
         samples_per_bucket: int = 5,
+        access: AccessReplay | None = None,
     ) -> None:
+        """``access`` also replays the RUM events through the access-pattern detectors."""
         self.cfg = cfg
+        self.access = access
         self.skew_s = max_future_skew_s
         self.folder = BucketFolder(
             bucket_s, allowed_lateness_s, samples_per_bucket=samples_per_bucket, origin="backtest"
@@ -262,11 +269,18 @@ class EventReplay:
             )
             heapq.heappush(self.pending_runs, (result.epoch_ms, self.stats.synthetic_runs, run))
             self.stats.synthetic_runs += 1
-        return self._detect(self.folder.close_ready())
+        out = self._detect(self.folder.close_ready())
+        return out + self._access(self.access.feed(rum.events) if self.access else [])
 
     def finish(self) -> list[Emission]:
         """Close every open bucket and release every waiting run."""
-        return self._detect(self.folder.close_ready(force=True), release_all=True)
+        out = self._detect(self.folder.close_ready(force=True), release_all=True)
+        return out + self._access(self.access.finish() if self.access else [])
+
+    def _access(self, emissions: list[Emission]) -> list[Emission]:
+        # Access alerts name a client, not a series: the stream does not link them either.
+        self.stats.access_alerts += len(emissions)
+        return emissions
 
     def _fold(self, events: list[RumEvent], offset: int) -> None:
         n = len(events)

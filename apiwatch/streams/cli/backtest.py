@@ -3,8 +3,10 @@
 Two forms: a metric series (``SERIES.csv`` with ``timestamp,value``) scored
 row by row into ``--output``, or an event file (``--events`` JSON lines of
 RUM events and synthetic results) replayed into the alerts the stream would
-have sent (``--alerts-out``, CloudEvents JSON lines). Progress goes to stderr
-on long inputs; a bad file ends in one line naming the line that is wrong.
+have sent (``--alerts-out``, CloudEvents JSON lines): the detection alerts and
+the access-pattern alerts (brute force, stuffing, enumeration...) in one file.
+Progress goes to stderr on long inputs; a bad file ends in one line naming the
+line that is wrong.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from apiwatch.models.access.replay import AccessReplay
 from apiwatch.models.backtest import (
     BadLine,
     EventReplay,
@@ -112,6 +115,7 @@ def _events(path: Path, alerts_out: Path, settings: Settings) -> None:
         ingest.allowed_lateness_s,
         ingest.max_future_skew_s,
         ingest.sample_ids_per_bucket,
+        access=AccessReplay(settings.access) if settings.access.enabled else None,
     )
     source = settings.app.source.rstrip("/") + "/backtest"
     started = time.perf_counter()
@@ -140,7 +144,8 @@ def _events(path: Path, alerts_out: Path, settings: Settings) -> None:
     typer.echo(
         f"{stats.rum_events} RUM events and {stats.synthetic_runs} synthetic runs "
         f"({stats.late_events} late) in {time.perf_counter() - started:.1f} s: "
-        f"{stats.buckets} buckets, {stats.alerts} alert events -> {alerts_out}",
+        f"{stats.buckets} buckets, {stats.alerts} alert events "
+        f"and {stats.access_alerts} access alert events -> {alerts_out}",
         err=True,
     )
 
