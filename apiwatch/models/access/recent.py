@@ -96,25 +96,32 @@ class WindowSeries:
         """Add counters to the window at ``start_ms``; indexes in ``combine_max`` take the max."""
         if len(values) != self.width:
             raise ValueError(f"expected {self.width} values, got {len(values)}")
-        i = bisect.bisect_left(self.starts, start_ms)
-        if i < len(self.starts) and self.starts[i] == start_ms:
+        starts = self.starts
+        if not starts or start_ms > starts[-1]:  # the usual case: a new, latest window
+            starts.append(start_ms)
+            self.rows.append([start_ms, *values])
+            return
+        i = bisect.bisect_left(starts, start_ms)
+        if i < len(starts) and starts[i] == start_ms:
             row = self.rows[i]
-            maxed = set(combine_max)
+            maxed = combine_max if isinstance(combine_max, frozenset) else set(combine_max)
             for j, v in enumerate(values):
                 row[j + 1] = max(row[j + 1], v) if j in maxed else row[j + 1] + v
             return
-        self.starts.insert(i, start_ms)
+        starts.insert(i, start_ms)
         self.rows.insert(i, [start_ms, *values])
 
     def _from(self, since_ms: int) -> Iterator[list[int]]:
         return iter(self.rows[bisect.bisect_left(self.starts, since_ms) :])
 
     def sum_since(self, since_ms: int) -> list[int]:
-        total = [0] * self.width
-        for row in self._from(since_ms):
-            for j in range(self.width):
-                total[j] += row[j + 1]
-        return total
+        i = bisect.bisect_left(self.starts, since_ms)
+        rows = self.rows
+        if i >= len(rows):
+            return [0] * self.width
+        if i == len(rows) - 1:
+            return rows[i][1:]
+        return [sum(column) for column in zip(*rows[i:], strict=True)][1:]
 
     def windows_since(self, since_ms: int) -> int:
         return len(self.starts) - bisect.bisect_left(self.starts, since_ms)

@@ -69,8 +69,8 @@ _SETS = (
     "agents",
     "scanner_agents",
 )
-_MAXED = (Col.ROUTES, Col.ROUTES_REF_MILLI)
-_RMAXED = (RCol.REF_MILLI, RCol.POPULATION)
+_MAXED = frozenset((Col.ROUTES, Col.ROUTES_REF_MILLI))
+_RMAXED = frozenset((RCol.REF_MILLI, RCol.POPULATION))
 
 
 def short_horizon_s(cfg: AccessConfig) -> float:
@@ -151,14 +151,9 @@ class ClientState:
                 if ids is None:
                     ids = self.ids[rkey] = RecentSet(self.cfg.fold.max_values)
                 ids.update(sl.ids, t)
-        self.users.update(r.users, t)
-        self.failed_users.update(r.failed_users, t)
-        self.ips.update(r.ips, t)
-        self.failed_ips.update(r.failed_ips, t)
-        self.paths_404.update(r.paths_404, t)
-        self.sensitive.update(r.sensitive, t)
-        self.agents.update(r.agents, t)
-        self.scanner_agents.update(r.scanner_agents, t)
+        for name in _SETS:
+            if values := getattr(r, name):  # most records carry one or two of these
+                getattr(self, name).update(values, t)
         for country, (first, last, n) in sorted(r.countries.items(), key=lambda kv: kv[1][0]):
             self._visit(country, first, last, n)
         for service, n in r.services.items():
@@ -192,7 +187,7 @@ class ClientState:
                 del self.routes[rkey]
         for rkey in list(self.ids):
             self.ids[rkey].prune(short)
-            if not len(self.ids[rkey]):
+            if not self.ids[rkey].values:
                 del self.ids[rkey]
         for s in (self.users, self.failed_users, self.failed_ips, self.paths_404, self.sensitive):
             if s.values:
@@ -233,7 +228,7 @@ class ClientState:
             "routes": {k: s.to_state() for k, s in self.routes.items()},
             "ids": {k: s.to_state() for k, s in self.ids.items()},
             "sets": {
-                name: values.to_state() for name in _SETS if len(values := getattr(self, name))
+                name: values.to_state() for name in _SETS if (values := getattr(self, name)).values
             },
             "visits": self.visits,
             "services": self.services,
