@@ -66,6 +66,26 @@ async def read_tail(
         await consumer.stop()
 
 
+async def read_range(
+    settings: Settings, topic: str, partition: int, start: int, stop: int, within_s: float = 30.0
+) -> list[Any]:
+    """The records of one partition from offset ``start`` up to (not including) ``stop``."""
+    consumer = make_consumer(settings.kafka, group_id=None)
+    await consumer.start()
+    out: list[Any] = []
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline and await consumer.position(tp) < stop:
+            records = (await consumer.getmany(tp, timeout_ms=POLL_MS)).get(tp, [])
+            out.extend(r for r in records if r.offset < stop)
+        return out
+    finally:
+        await consumer.stop()
+
+
 class ChangelogCheck:
     """Repairs keys of a JSON-valued Faust table that its restore left behind."""
 
