@@ -1,8 +1,10 @@
 """The suite's runs, all on one input and concurrently (each on its own topics and groups).
 
 ``runs`` executes, at once: the uninterrupted reference (one worker), a worker
-stopped with SIGTERM and restarted, one killed with SIGKILL and restarted, and a
-two-worker scale-out where one worker leaves. The tests then compare read-outs.
+stopped with SIGTERM and restarted, one killed with SIGKILL and restarted, a
+two-worker scale-out where one worker leaves, a worker killed with SIGKILL while
+the group rebalances for a joining one (then restarted), and three workers sharing
+the partitions until one leaves. The tests then compare read-outs.
 """
 
 from __future__ import annotations
@@ -14,25 +16,35 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
+from apiwatch.models.buckets import rum_series_key
+from apiwatch.streams.kafka import make_producer
 from tests.kafka_helpers import WorkerProcess
 from tests.reliability.harness import (
     RESTART_SPLIT_S,
     SCALE_SPLIT_S,
     Input,
     RunResult,
+    assigned,
     create_topics,
+    detect_assigned,
+    kill_leftovers,
+    metrics,
     produce,
     read_topic,
     result,
     run_settings,
     scenario_input,
+    send,
     start,
     stop,
+    total,
     wait_caught_up,
     worker,
 )
@@ -95,12 +107,6 @@ async def restart_run(
         await stop(w2, "TERM")
 
 
-def assigned(w: WorkerProcess) -> list[str] | None:
-    """The worker's latest ingest assignment, from its log."""
-    found = re.findall(r"ingest assigned \[(.*)\]", w.log_tail(400))
-    return [p for p in found[-1].replace("'", "").split(", ") if p] if found else None
-
-
 async def scale_out_run(
     bootstrap: str, inp: Input, d: Path, reference: asyncio.Task[RunResult]
 ) -> RunResult:
@@ -135,6 +141,144 @@ async def scale_out_run(
         await stop(b, "TERM")
 
 
+def rebalancing(w: WorkerProcess, group: str) -> bool:
+    """``w`` was told ``group`` is rebalancing: a failed heartbeat, or a second join."""
+    text = w.log_tail(10**6)
+    if f"Heartbeat failed for group {group} because it is rebalancing" in text:
+        return True
+    return len(re.findall(rf"(?m)\(Re-\)joining group {re.escape(group)}\s*$", text)) >= 2
+
+
+def first_assignment_at(w: WorkerProcess) -> float | None:
+    """Wall-clock time of the worker's first ingest assignment, from its log."""
+    m = re.search(r"^\[([\d-]+ [\d:]+),(\d+)\] .*ingest assigned", w.log_tail(10**6), re.M)
+    if not m:
+        return None
+    stamp = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")
+    return stamp.timestamp() + int(m.group(2)) / 1000
+
+
+#: From B's first join on, the rest of the input goes in chunks of this size (every
+#: 0.1 s), so worker A is under load when its group rebalances.
+FEED_CHUNK = 100
+
+
+async def rebalance_kill_run(
+    bootstrap: str, inp: Input, d: Path, reference: asyncio.Task[RunResult]
+) -> RunResult:
+    """A runs; B joins; A is SIGKILLed while the ingest group rebalances; A restarts."""
+    run = "rebalance-KILL"
+    s = run_settings(bootstrap, "rbk")
+    await create_topics(s)
+    first = inp.part(0, RESTART_SPLIT_S)
+    await produce(s, first)
+    a = worker(s, d / "a")
+    await start(a)
+    await wait_caught_up([a], len(first))
+    phase(run, "A caught up on the first part; B starts")
+    b = worker(s, d / "b")
+    await asyncio.to_thread(b.start)
+    rest = inp.part(RESTART_SPLIT_S, END_S)
+    notes: dict[str, Any] = {}
+    producer = make_producer(s.kafka, linger_ms=20)
+    await producer.start()
+    try:
+        sent, deadline = 0, time.monotonic() + 180
+        # B joins the Faust group first, then (once ready) the ingest group: its
+        # JoinGroup puts that group into a rebalance, which A learns from its next
+        # heartbeat. B cannot be assigned before A rejoins or A's session expires.
+        while not rebalancing(a, s.ingest.group_id):
+            assert time.monotonic() < deadline, f"no rebalance seen:\n{a.log_tail()}"
+            assert a.alive and b.alive, f"{a.log_tail()}\n---\n{b.log_tail()}"
+            if sent < len(rest) and "(Re-)joining group" in b.log_tail(10**6):
+                await send(producer, s, rest[sent : sent + FEED_CHUNK])
+                sent += FEED_CHUNK
+            await asyncio.sleep(0.1)
+        notes["b_assigned_at_kill"] = assigned(b)
+        notes["faust_rebalancing_at_kill"] = rebalancing(a, s.app.app_id)
+        killed_at = time.time()
+        notes["a_exit"] = await stop(a, "KILL")
+        notes["fed_before_kill"] = min(sent, len(rest))
+        phase(run, f"A killed during the rebalance ({notes['fed_before_kill']} fed); A restarts")
+        await send(producer, s, rest[sent:])
+    finally:
+        await producer.stop()
+    a2 = worker(s, d / "a")  # same app id, groups, topics and state dir
+    try:
+        await start(a2)
+        ref = await reference
+        res = await result(run, s, ref)
+        phase(run, "read back")
+        b_first = first_assignment_at(b)
+        notes["b_first_assigned_after_kill"] = b_first is not None and b_first > killed_at
+        notes["assigned"] = (assigned(a2), assigned(b))
+        res.notes.update(notes, log=f"{a.log_tail(100)}\n---\n{b.log_tail(200)}")
+        return res
+    finally:
+        await stop(a2, "TERM")
+        await stop(b, "TERM")
+
+
+#: The three-worker run raises the input topics to 6 partitions (the suite's 4 would
+#: leave one worker no RUM partition with data: 3 services are keyed on 2 of the 4).
+THREE_PARTITIONS = 6
+
+
+def shared_out(ws: list[WorkerProcess], every: set[str]) -> bool:
+    """Every worker holds part of the ingest partitions, disjoint, together all of them."""
+    got = [set(assigned(w) or ()) for w in ws]
+    return all(got) and sum(map(len, got)) == len(every) and set().union(*got) == every
+
+
+async def three_workers_run(
+    bootstrap: str, inp: Input, d: Path, reference: asyncio.Task[RunResult]
+) -> RunResult:
+    """Three workers share the first part; the one holding the auth series' detection
+    state leaves with SIGTERM; the two others get the rest (error surge, outage)."""
+    run = "three-workers"
+    s = run_settings(bootstrap, "three", topics={"partitions": THREE_PARTITIONS})
+    await create_topics(s)
+    ws = [worker(s, d / n) for n in "abc"]
+    await asyncio.gather(*(start(w) for w in ws))
+    t = s.topics
+    every = {f"{topic}[{p}]" for topic in (t.rum, t.synthetic) for p in range(THREE_PARTITIONS)}
+    try:
+        deadline = time.monotonic() + 90
+        while not shared_out(ws, every):
+            assert time.monotonic() < deadline, [assigned(w) for w in ws]
+            await asyncio.sleep(0.5)
+        phase(run, "all three assigned")
+        first = inp.part(0, SCALE_SPLIT_S)
+        await produce(s, first)
+        await wait_caught_up(ws, len(first))
+        phase(run, "first part caught up")
+        notes: dict[str, Any] = {
+            "assigned": [assigned(w) for w in ws],
+            "detect_assigned": [sorted(detect_assigned(w) or ()) for w in ws],
+            "events_per_worker": [total(await metrics(w), "apiwatch_events_in_total") for w in ws],
+            "alerts_while_shared": len(await read_topic(s, t.alerts)),
+        }
+        # The leaver holds the detection state of the series the later incidents hit.
+        parts = list(range(THREE_PARTITIONS))
+        auth = rum_series_key("production", "auth", "POST", "/login").encode()
+        p = DefaultPartitioner()(auth, parts, parts)
+        leaver = next((w for w in ws if p in (detect_assigned(w) or set())), ws[0])
+        notes["leaver_held_auth_state"] = p in (detect_assigned(leaver) or set())
+        notes["leaver_exit"] = await stop(leaver, "TERM")
+        await produce(s, inp.part(SCALE_SPLIT_S, END_S))
+        phase(run, "one left, rest produced")
+        ref = await reference
+        res = await result(run, s, ref)
+        phase(run, "read back")
+        survivors = [w for w in ws if w is not leaver]
+        notes["survivors_assigned"] = [assigned(w) for w in survivors]
+        res.notes.update(notes, log="\n---\n".join(w.log_tail(100) for w in ws))
+        return res
+    finally:
+        for w in ws:
+            await stop(w, "TERM")
+
+
 @pytest.fixture(scope="session")
 def runs(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
@@ -151,11 +295,16 @@ def runs(
             restart_run(kafka_bootstrap, inp, tmp_path_factory.mktemp("term"), "TERM", ref),
             restart_run(kafka_bootstrap, inp, tmp_path_factory.mktemp("kill"), "KILL", ref),
             scale_out_run(kafka_bootstrap, inp, tmp_path_factory.mktemp("scale"), ref),
+            rebalance_kill_run(kafka_bootstrap, inp, tmp_path_factory.mktemp("rbk"), ref),
+            three_workers_run(kafka_bootstrap, inp, tmp_path_factory.mktemp("three"), ref),
         )
         return {"reference": await ref, **{r.name: r for r in others}}
 
     t0 = time.monotonic()
-    out = asyncio.run(main())
+    try:
+        out = asyncio.run(main())
+    finally:
+        kill_leftovers()
     out["reference"].notes["wall_s"] = round(time.monotonic() - t0, 1)
     report = {
         name: {

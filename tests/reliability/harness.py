@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from typing import Any
 
 import httpx
 import orjson
+from aiokafka import AIOKafkaProducer
 
 from apiwatch.models.alerts import AlertEvent
 from apiwatch.models.buckets import BucketSummary, DetectMessage
@@ -154,14 +156,18 @@ async def create_topics(settings: Settings) -> None:
     await ensure_topics(settings.kafka, topic_specs(settings))
 
 
-async def produce(settings: Settings, messages: list[Message]) -> None:
+async def send(producer: AIOKafkaProducer, settings: Settings, messages: list[Message]) -> None:
     t = settings.topics
+    for kind, key, value, _ in messages:
+        await producer.send(t.rum if kind == "rum" else t.synthetic, value, key=key)
+    await producer.flush()
+
+
+async def produce(settings: Settings, messages: list[Message]) -> None:
     producer = make_producer(settings.kafka, linger_ms=20)
     await producer.start()
     try:
-        for kind, key, value, _ in messages:
-            await producer.send(t.rum if kind == "rum" else t.synthetic, value, key=key)
-        await producer.flush()
+        await send(producer, settings, messages)
     finally:
         await producer.stop()
 
@@ -194,7 +200,7 @@ async def health(worker: WorkerProcess) -> dict[str, Any] | None:
     return await asyncio.to_thread(worker.health)
 
 
-async def start(worker: WorkerProcess, within_s: float = 60.0) -> WorkerProcess:
+async def start(worker: WorkerProcess, within_s: float = 180.0) -> WorkerProcess:
     await asyncio.to_thread(worker.start)
     await asyncio.to_thread(worker.wait_healthy, within_s)
     return worker
@@ -283,6 +289,8 @@ def latest(records: list[Any]) -> dict[str, dict[str, Any]]:
     """Latest SeriesMonitor state per series from changelog records (compaction by hand)."""
     out: dict[str, dict[str, Any]] = {}
     for r in records:
+        if r.key.startswith(b"\x00"):  # detection's own bookkeeping (offsets judged)
+            continue
         if r.value is None:
             out.pop(r.key.decode(), None)
         else:
@@ -374,11 +382,18 @@ async def result(
         settings, changelog_topic(settings), until=states_match(ref), within_s=within_s
     )
 
-    pending, alerts, buckets = await asyncio.gather(
+    pending, buckets = await asyncio.gather(
         read_topic(settings, t.alerts_pending, within_s=within_s),
-        read_topic(settings, t.alerts, within_s=within_s),
         read_topic(settings, t.buckets, within_s=within_s),
     )
+    # The link stage publishes what detection emitted a little later (later still
+    # while its partition moves in a rebalance): wait for every id to show up.
+    ids = {AlertEvent.model_validate_json(r.value).id for r in pending}
+
+    def published(records: list[Any]) -> bool:
+        return {AlertEvent.model_validate_json(r.value).id for r in records} >= ids
+
+    alerts = await read_topic(settings, t.alerts, until=published, within_s=within_s)
     return RunResult(
         name,
         detected=[AlertEvent.model_validate_json(r.value) for r in pending],
@@ -389,8 +404,45 @@ async def result(
     )
 
 
-def worker(settings: Settings, state_dir: Path) -> WorkerProcess:
-    return WorkerProcess(settings, state_dir, "ingest", "detect")
+def assigned(w: WorkerProcess) -> list[str] | None:
+    """The worker's latest ingest assignment, from its log."""
+    found = re.findall(r"ingest assigned \[(.*)\]", w.log_tail(400))
+    return [p for p in found[-1].replace("'", "").split(", ") if p] if found else None
+
+
+def detect_assigned(w: WorkerProcess) -> set[int] | None:
+    """Partitions of the buckets topic in the worker's latest Faust assignment, from its log.
+
+    Faust logs each assignment as a table (``| <topic> | {0, 2-3} |``) after
+    "Setting newly assigned partitions"; revocations are logged the same way.
+    """
+    topic = re.escape(w.settings.topics.buckets)
+    row = re.compile(rf"\|\s*{topic}\s*\|\s*\{{([^}}]*)\}}")
+    found: set[int] | None = None
+    for chunk in w.log_tail(10**6).split("Setting newly assigned partitions")[1:]:
+        m = row.search(chunk.split("for group", 1)[0])
+        if m:
+            found = set()
+            for part in m.group(1).replace(" ", "").split(","):
+                lo, _, hi = part.partition("-")
+                found.update(range(int(lo), int(hi or lo) + 1))
+    return found
+
+
+#: Every worker the suite made, so none outlives a run that failed half-way.
+WORKERS: list[WorkerProcess] = []
+
+
+def worker(settings: Settings, state_dir: Path, *roles: str) -> WorkerProcess:
+    w = WorkerProcess(settings, state_dir, *(roles or ("ingest", "detect")))
+    WORKERS.append(w)
+    return w
+
+
+def kill_leftovers() -> None:
+    """SIGKILL the suite's workers still running (after a failure; a passing run stops its own)."""
+    while WORKERS:
+        WORKERS.pop().stop("KILL")
 
 
 def rss_kb(pid: int) -> int:
