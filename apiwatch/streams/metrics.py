@@ -77,7 +77,8 @@ class Metrics:
         )
         self.topics_recreated = Counter(
             "apiwatch_topics_recreated",
-            "Topics recreated after the broker lost them",
+            "Topics deleted and created again at start after the broker lost its state "
+            "(partitions no fetch can read, or empty with the wrong partition count)",
             ["topic"],
             registry=r,
         )

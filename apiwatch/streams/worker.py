@@ -211,11 +211,10 @@ def run_worker(settings: Settings, options: WorkerOptions) -> None:
             app.task(_ingest_task(stage, stop))
 
         async def on_lost(reason: str) -> None:
-            # Faust does not recover in process from changelogs that vanished under it (its
-            # recovery waits for ever on records its producer re-sent into the recreated
-            # topics), and any producer of this process may still hold writes for the old
-            # topics: exit at once, dropping them, for a clean restart that recreates the
-            # topics (repair_lost_state, then ensure_topics).
+            # Faust does not recover in process from changelogs that vanished under it, and
+            # any producer of this process may still hold writes for the old topics: exit at
+            # once, dropping them, for a clean restart (BrokerWatch.claim recreates the
+            # topics and replaces those that such writes made unreadable).
             log.critical(
                 "%s; exiting with code %d so that the supervisor restarts the worker, which "
                 "recreates the topics (detection state that was in memory is lost: series "
@@ -243,8 +242,12 @@ def run_worker(settings: Settings, options: WorkerOptions) -> None:
             on_lost=on_lost,
         )
 
+        # Before Faust starts (it restores its tables from the changelogs at once): the
+        # broker's epoch, with the topics checked and repaired if no worker of this app
+        # started on the broker as it is now (BrokerWatch.claim).
+        asyncio.run(watch.claim([*specs, *faust_topic_specs(app, settings)]))
+
         async def watch_broker() -> None:
-            # Checks only from here on: the broker was there when the topics were created.
             await watch.start()
             await watch.run(stop)
 
