@@ -97,7 +97,6 @@ class IngestStats:
     synthetic_runs: int = 0
     commits: int = 0
     batch_failures: int = 0
-    restarts: int = 0
     last_commit: dict[str, int] = field(default_factory=dict)
 
 
@@ -164,12 +163,12 @@ class IngestStage:
         #: Per partition, the offset below which events were already counted (a replay
         #: after a failed batch does not count them in the metrics again).
         self._counted: dict[TopicPartition, int] = {}
+        #: Per partition, the offset below which messages were counted as consumed.
+        self._seen: dict[TopicPartition, int] = {}
         #: Per partition, the offset below which rejects were dead-lettered already.
         self._rejected_to: dict[TopicPartition, int] = {}
         #: Per partition, the end of a failed batch: up to there, one message at a time.
         self._isolate: dict[TopicPartition, int] = {}
-        self._restart_reason: str | None = None
-        self._restart = asyncio.Event()
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -213,65 +212,16 @@ class IngestStage:
                 except Exception as exc:  # a broker gone away: nothing more to flush to
                     log.warning("closing a Kafka client of %s failed: %r", self.name, exc)
 
-    def request_restart(self, reason: str) -> None:
-        """Drop all state and reconnect from scratch (the broker lost its topics)."""
-        self._restart_reason = reason
-        self._restart.set()
-
-    async def restart(self) -> None:
-        """Forget every partition, pending send and offset; reconnect as if newly started.
-
-        For a broker that came back without its topics: the open buckets were fed by
-        events of topics that no longer exist, their offsets mean nothing in the new
-        topics, and a commit of them would fail. Nothing is committed.
-        """
-        reason, self._restart_reason = self._restart_reason, None
-        self._restart.clear()
-        open_buckets = sum(s.folder.open_buckets for s in self.partitions.values())
-        for fut in self._pending:
-            fut.cancel()
-        self._pending = []
-        if self.deadletters is not None:
-            for fut in self.deadletters.pending:
-                fut.cancel()
-            self.deadletters.pending = []
-        await self._close_clients()
-        for p in list(self.partitions):
-            for ext in self.extensions:
-                ext.forget_partition(p)
-        self.partitions.clear()
-        self.synthetic_next.clear()
-        self._lag.clear()
-        self._committed.clear()
-        self._counted.clear()
-        self._rejected_to.clear()
-        self._isolate.clear()
-        self.stats.restarts += 1
-        log.warning(
-            "%s restarts (%s): %d open bucket(s) dropped with the events in them, "
-            "consuming the new topics from their start",
-            self.name,
-            reason or "requested",
-            open_buckets,
-        )
-        await self.start()
-
     async def run(self, stop: asyncio.Event) -> None:
         await self.start()
         stopping = asyncio.ensure_future(stop.wait())
         try:
             while not stop.is_set():
-                if self._restart.is_set():
-                    await self.restart()
-                    continue
                 step = asyncio.ensure_future(self.step())
-                restarting = asyncio.ensure_future(self._restart.wait())
-                await asyncio.wait(
-                    {step, restarting, stopping}, return_when=asyncio.FIRST_COMPLETED
-                )
-                restarting.cancel()
+                await asyncio.wait({step, stopping}, return_when=asyncio.FIRST_COMPLETED)
                 if not step.done():
-                    # Stuck on a broker that went away (a commit retries for ever): drop it.
+                    # Stopping while a step waits (on a broker that went away, a commit
+                    # retries for ever): drop it; the partitions replay from the last commit.
                     step.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await step
@@ -323,8 +273,11 @@ class IngestStage:
         self.health.beat(self.name, events=self.stats.events, rejected=self.stats.rejected)
 
     def _fresh(self, tp: TopicPartition, first: int, n: int) -> int:
-        """How many of ``n`` consecutive offsets from ``first`` were not counted yet."""
-        return max(0, min(n, first + n - self._counted.get(tp, 0)))
+        """How many of ``n`` consecutive offsets from ``first`` were not consumed before
+        (a replay after a failed batch consumes them again); marks them consumed."""
+        seen = self._seen.get(tp, 0)
+        self._seen[tp] = max(seen, first + n)
+        return max(0, min(n, first + n - seen))
 
     async def _ingest(self, tp: TopicPartition, records: list[Record], now: float) -> None:
         if tp.topic == self.topics.rum:
@@ -653,6 +606,7 @@ class IngestStage:
             self._committed.pop(tp, None)
             self._isolate.pop(tp, None)
             self._counted.pop(tp, None)
+            self._seen.pop(tp, None)
             self._rejected_to.pop(tp, None)
             if tp.topic == self.topics.rum:
                 self.partitions.pop(tp.partition, None)
