@@ -22,18 +22,9 @@ from apiwatch.models.deadletter import DeadLetter, Reason
 from apiwatch.models.monitor import SeriesMonitor
 from apiwatch.settings import Settings
 from apiwatch.streams.metrics import Health, Metrics
-from apiwatch.streams.restore import ChangelogCheck, read_range
+from apiwatch.streams.restore import ChangelogCheck, SkipGuard
 
 log = logging.getLogger(__name__)
-
-
-def offset_key(partition: int) -> bytes:
-    """Table key of the last buckets-topic offset judged on ``partition``.
-
-    It lives in the monitors table, so it is written to the same changelog
-    partition as the states it accounts for, and restored with them.
-    """
-    return b"\x00offset/%d" % partition
 
 
 class DetectStage:
@@ -67,6 +58,8 @@ class DetectStage:
         # A restore that stopped at a reported end offset short of the real one is
         # caught up from the changelog before the partition's first message.
         self.restore_check = ChangelogCheck(app, self.monitors, settings)
+        # The buckets topic has no offset gaps: a jump means messages a rebalance skipped.
+        self.skips = SkipGuard(self.monitors, settings, t.buckets, "detect")
         self.processed = 0
         app.agent(self.buckets, name="apiwatch.detect")(self.process)
 
@@ -76,43 +69,19 @@ class DetectStage:
             msg = event.message
             try:
                 await self.restore_check.ensure(msg.partition)
-                await self.fill_gap(msg.partition, msg.offset)
+                # Seen on a loaded machine: buckets missing from baselines for good.
+                for r in await self.skips.missed(msg.partition, msg.offset):
+                    try:
+                        await self.handle(r.value, r.key)
+                    except Exception:
+                        log.exception("detect failed on %s[%d]@%d", r.topic, r.partition, r.offset)
                 await self.handle(event.value, event.key)
             except Exception as exc:  # one poison message must not stop the agent
                 log.exception("detect failed on %s[%d]@%d", msg.topic, msg.partition, msg.offset)
                 await self._dead_letter(event, Reason.UNSUPPORTED, f"detect failed: {exc!r}")
-            self.monitors[offset_key(msg.partition)] = msg.offset
+            self.skips.mark(msg.partition, msg.offset)
             self.processed += 1
             self.health.beat("detect", processed=self.processed)
-
-    async def fill_gap(self, partition: int, offset: int) -> None:
-        """Judge the messages a rebalance skipped before the one at ``offset``.
-
-        The buckets topic has no gaps in its offsets, so a message more than one
-        past the last one judged on its partition means Faust handed over the
-        partition past messages nobody judged (its commit or seek around a
-        rebalance; seen here on a loaded machine as buckets missing from baselines
-        for good). They are read again and judged first; a replayed one is dropped
-        by the monitor as usual.
-        """
-        last = self.monitors.get(offset_key(partition))
-        if last is None or offset <= last + 1:
-            return
-        topic = self.buckets.get_topic_name()
-        missed = await read_range(self.settings, topic, partition, last + 1, offset)
-        log.warning(
-            "detect on %s[%d] got offset %d after %d: %d skipped message(s) read again and judged",
-            topic,
-            partition,
-            offset,
-            last,
-            len(missed),
-        )
-        for r in missed:
-            try:
-                await self.handle(r.value, r.key)
-            except Exception:
-                log.exception("detect failed on %s[%d]@%d (read again)", topic, partition, r.offset)
 
     async def handle(self, value: bytes, key: bytes | None) -> None:
         try:
