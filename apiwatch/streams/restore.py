@@ -90,7 +90,8 @@ class SkipGuard:
     """Catches messages a rebalance skipped on a topic without offset gaps.
 
     Faust can hand a partition over past messages nobody processed (its commit or
-    seek around a rebalance). The stage keeps the last offset it handled per
+    seek around a rebalance), the very first message included. The stage keeps the
+    last offset it handled per
     partition in its own table (so in the same changelog partition as its state,
     restored with it); a message more than one past that mark means skipped ones,
     which :meth:`missed` reads again for the stage to handle first.
@@ -107,19 +108,23 @@ class SkipGuard:
         return b"\x00offset/%d" % partition
 
     async def missed(self, partition: int, offset: int) -> list[Any]:
+        # No mark yet: nothing was handled, so the first message must be the first
+        # one (a read from 0 ends at once where retention moved the log start).
         last = self.table.get(self.key(partition))
-        if last is None or offset <= last + 1:
+        last = -1 if last is None else last
+        if offset <= last + 1:
             return []
         records = await read_range(self.settings, self.topic, partition, last + 1, offset)
-        log.warning(
-            "%s on %s[%d] got offset %d after %d: %d skipped message(s) read again",
-            self.stage,
-            self.topic,
-            partition,
-            offset,
-            last,
-            len(records),
-        )
+        if records:
+            log.warning(
+                "%s on %s[%d] got offset %d after %d: %d skipped message(s) read again",
+                self.stage,
+                self.topic,
+                partition,
+                offset,
+                last,
+                len(records),
+            )
         return records
 
     def mark(self, partition: int, offset: int) -> None:
