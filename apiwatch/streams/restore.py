@@ -91,10 +91,10 @@ class SkipGuard:
 
     Faust can hand a partition over past messages nobody processed (its commit or
     seek around a rebalance), the very first message included. The stage keeps the
-    last offset it handled per
-    partition in its own table (so in the same changelog partition as its state,
-    restored with it); a message more than one past that mark means skipped ones,
-    which :meth:`missed` reads again for the stage to handle first.
+    last offset it handled per partition in its own table (so in the same changelog
+    partition as its state, restored with it); a message more than one past that
+    mark means skipped ones, which :meth:`missed` reads again for the stage to
+    handle first.
     """
 
     def __init__(self, table: Any, settings: Settings, topic: str, stage: str) -> None:
