@@ -252,10 +252,6 @@ class IngestStage:
             self.metrics.processing_delay.labels(self.name).observe(
                 max(0.0, now - records[-1].timestamp / 1000.0)
             )
-            # Lag as the broker last reported it: how far behind the partition end we are.
-            highwater = self.consumer.highwater(tp)
-            if highwater is not None:
-                self._lag[tp] = max(0, highwater - (records[-1].offset + 1))
             isolate = self._isolate.get(tp)
             if isolate is not None and records[0].offset < isolate:
                 await self._one_by_one(tp, records, now, isolate)
@@ -264,6 +260,7 @@ class IngestStage:
                 await self._ingest(tp, records, now)
             except Exception as exc:
                 await self._batch_failed(tp, records, now, exc)
+        self._update_lag()
         for topic in {tp.topic for tp in self._lag}:
             lag = sum(v for tp, v in self._lag.items() if tp.topic == topic)
             self.metrics.consumer_lag.labels(f"{topic}:{self.name}").set(lag)
@@ -271,6 +268,20 @@ class IngestStage:
         await self._emit_closed()
         await self._commit()
         self.health.beat(self.name, events=self.stats.events, rejected=self.stats.rejected)
+
+    def _update_lag(self) -> None:
+        """Lag of every owned partition, from the high watermark of its latest fetch.
+
+        Every partition, not only those that returned records: a fetch that comes
+        back empty still carries the partition's end, so a worker that keeps up
+        reads 0 for real, and one that falls behind on a quiet partition shows it.
+        """
+        assert self.consumer is not None
+        for tp in self.consumer.assignment():
+            highwater = self.consumer.highwater(tp)
+            consumed = self._seen.get(tp)
+            if highwater is not None and consumed is not None:
+                self._lag[tp] = max(0, highwater - consumed)
 
     def _fresh(self, tp: TopicPartition, first: int, n: int) -> int:
         """How many of ``n`` consecutive offsets from ``first`` were not consumed before
