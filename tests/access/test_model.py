@@ -105,3 +105,17 @@ def test_the_model_names_the_features_of_a_client_unlike_the_others() -> None:
     assert em.alert.severity.value == "info"
     named = [f["feature"] for f in em.alert.evidence.details["features"]]
     assert {"not_found_share", "denied_share", "client_error_share"} & set(named)
+
+
+def test_a_client_at_the_top_of_the_samples_range_is_not_unusual() -> None:
+    # Lumpy like real traffic: most clients call one or two routes, one in 500 calls
+    # every route of the API (8). Reaching what the sample's busiest clients reach is
+    # ordinary; only going beyond it, far enough, is "unlike other clients".
+    rng = np.random.default_rng(1)
+    routes = np.where(np.arange(5000) % 500 == 0, np.log1p(8.0), np.log1p(rng.integers(1, 3, 5000)))
+    other = rng.normal(0.0, 0.01, (5000, 2))
+    model = fit(np.column_stack([routes, other]), ("distinct_routes", "a", "b"), seed=0)
+    top, beyond = [np.log1p(8.0), 0.0, 0.0], [np.log1p(40.0), 0.0, 0.0]
+    verdicts = model.judge(np.array([top, beyond]), min_z=6.0)
+    assert verdicts[0] is None
+    assert verdicts[1] is not None and verdicts[1][0][0] == "distinct_routes"

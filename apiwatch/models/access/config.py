@@ -233,7 +233,10 @@ class ModelConfig(_Strict):
         0.05, gt=0, lt=0.5, description="Share of training rows the forest calls unusual."
     )
     min_feature_z: float = Field(
-        6.0, gt=0, description="And one feature this many robust z-scores from the sample's."
+        6.0,
+        gt=0,
+        description="And one feature this many robust z-scores from the sample's median, "
+        "beyond the sample's 99.9 % quantile.",
     )
     top_features: int = Field(3, ge=1, le=10, description="Features named in the alert.")
     seed: int = 0

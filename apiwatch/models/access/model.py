@@ -5,9 +5,11 @@ the model follows the traffic as it changes). :func:`fit` trains a forest on
 it and sets the alert threshold at a low quantile (``contamination``) of the
 training scores. The forest alone is not enough to alert: its splits fall
 inside the training range, so a row far beyond it on one feature scores like
-the sample's own extremes, and a quantile flags a fixed share of ordinary rows. So a row must also stand out on at least one feature
-by a robust z-score (median, and MAD or the sample's range) of ``min_feature_z``:
-the forest ranks, the z-scores confirm and explain. A heavy client that has
+the sample's own extremes, and a quantile flags a fixed share of ordinary rows. So a row
+must also stand out on at least one feature, by a robust z-score (median, and MAD or
+the sample's range) of ``min_feature_z`` and beyond the sample's 99.9 % quantile (a value
+the sample's own top clients reach is not unusual): the forest ranks, the z-scores
+confirm and explain. A heavy client that has
 been around for a while is dense in the rolling sample (one row per window),
 so the forest does not isolate it; a newcomer far from everyone is.
 
@@ -43,7 +45,7 @@ from apiwatch.models.access.config import ModelConfig
 log = logging.getLogger(__name__)
 
 Matrix = npt.NDArray[np.float64]
-MODEL_FORMAT = 1
+MODEL_FORMAT = 2  # 2: ClientModel.upper
 
 
 class RollingSample:
@@ -69,7 +71,7 @@ class RollingSample:
 
 @dataclass
 class ClientModel:
-    """A fitted forest, its alert threshold, and the sample's medians and spreads."""
+    """A fitted forest, its alert threshold, and the sample's medians, spreads and tops."""
 
     forest: IsolationForest
     features: tuple[str, ...]
@@ -78,6 +80,7 @@ class ClientModel:
     spread: Matrix
     rows: int
     context: npt.NDArray[np.bool_]
+    upper: Matrix  # the sample's 99.9 % quantile: what nearly every client stays within
 
     def score(self, rows: Matrix) -> Matrix:
         """IsolationForest ``score_samples``: lower is more anomalous."""
@@ -93,8 +96,12 @@ class ClientModel:
             if score >= self.threshold:
                 out.append(None)
                 continue
-            why = self.explain(row, top)
-            out.append(why if abs(why[0][3]) >= min_z else None)
+            # Standing out means beyond what nearly every client in the sample does, by
+            # min_z: a value the sample's own busiest clients reach is not unusual
+            # (a client using every route of the API reaches the top of the range).
+            z = (row - self.median) / self.spread
+            out_there = (z >= min_z) & (row > self.upper) & ~self.context
+            out.append(self.explain(row, top) if out_there.any() else None)
         return out
 
     def explain(self, row: Matrix, top: int = 3) -> list[tuple[str, float, float, float]]:
@@ -151,6 +158,7 @@ def fit(
         spread=spread,
         rows=len(rows),
         context=np.array([f in context for f in features]),
+        upper=hi,
     )
 
 
