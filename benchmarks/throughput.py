@@ -13,7 +13,7 @@ What it measures (prints numbers; asserts nothing):
    delay from each record's broker timestamp to its processing, p50/p99, from the
    worker's ``apiwatch_processing_delay_seconds`` histogram.
 
-Run: ``.venv/bin/python benchmarks/throughput.py [--events 1000000] [--rate 5000]``
+Run: ``.venv/bin/python benchmarks/throughput.py [--events 2000000] [--rate 5000]``
 (``make bench``). Medians of ``--repeat`` runs for the ceiling and sustained figures.
 """
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -137,13 +138,26 @@ def events_in(m: dict[str, float]) -> float:
     return sum(v for k, v in m.items() if k.startswith("apiwatch_events_in_total"))
 
 
-def sustained(settings: Settings, n: int, tmp: Path, workers: int = 1) -> float:
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def sustained(
+    settings: Settings, n: int, tmp: Path, workers: int = 1, broker_pid: int | None = None
+) -> tuple[float, str]:
     """Events/s of ``workers`` processes with one app id draining a backlog of ``n``.
 
     The window opens when every worker has ingested something (so it excludes
     the group join and the rebalance that hands the second worker its share)
     and closes when 90% of the backlog is in, before the tail where one worker
-    may have run out of partitions while another still drains.
+    may have run out of partitions while another still drains. Also returns the
+    cores each worker and the broker used over the window: on 2 cores, two workers
+    and the broker share them, which caps the scaling.
     """
     procs = [
         WorkerProcess(settings, tmp / uuid.uuid4().hex[:6], "ingest", "detect").start()
@@ -154,6 +168,8 @@ def sustained(settings: Settings, n: int, tmp: Path, workers: int = 1) -> float:
             w.wait_healthy(90)
         first_t: float | None = None
         first_n = 0.0
+        cpu0: list[float] = []
+        broker0 = 0.0
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             counts = [events_in(scrape(w.port)) for w in procs]
@@ -161,14 +177,24 @@ def sustained(settings: Settings, n: int, tmp: Path, workers: int = 1) -> float:
             got = sum(counts)
             if first_t is None and all(c > 0 for c in counts):
                 first_t, first_n = now, got
+                cpu0 = [cpu_seconds(w.proc.pid if w.proc else None) for w in procs]
+                broker0 = cpu_seconds(broker_pid)
             if first_t is not None and got >= 0.9 * n:
                 if got - first_n < 0.3 * n:
                     raise RuntimeError(
                         f"only {got - first_n:,.0f} events fell in the measured window: "
                         "raise --events so the group join is a small part of the run"
                     )
-                return (got - first_n) / max(1e-9, now - first_t)
-            time.sleep(0.05)
+                span = max(1e-9, now - first_t)
+                cores = [
+                    (cpu_seconds(w.proc.pid if w.proc else None) - c0) / span
+                    for w, c0 in zip(procs, cpu0, strict=True)
+                ]
+                used = ", ".join(f"{c:.2f}" for c in cores)
+                broker = (cpu_seconds(broker_pid) - broker0) / span
+                return (got - first_n) / span, f"cores: worker(s) {used}, broker {broker:.2f}"
+            # Not faster: every scrape costs the workers and this process CPU time.
+            time.sleep(0.25)
         total = sum(events_in(scrape(w.port)) for w in procs)
         raise RuntimeError(f"{workers} worker(s) ingested only {total:.0f} of {n}")
     finally:
@@ -238,7 +264,7 @@ def delay(settings: Settings, rate: int, seconds: float, tmp: Path) -> tuple[flo
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--events", type=int, default=2_000_000)
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--rate", type=int, default=5_000, help="events/s for the delay run")
@@ -263,9 +289,9 @@ def main() -> None:
                     c = asyncio.run(ceiling(s, args.events))
                     ceilings.append(c)
                     line += f"ceiling (aiokafka + orjson) {c:,.0f}/s; "
-                r = sustained(s, args.events, tmp, workers)
+                r, cores = sustained(s, args.events, tmp, workers, broker.pid)
                 rates[workers].append(r)
-                print(f"{line}ingest+detect {r:,.0f}/s", flush=True)
+                print(f"{line}ingest+detect {r:,.0f}/s ({cores})", flush=True)
         s = settings_for(broker.bootstrap_servers, args.partitions)
         asyncio.run(ensure_topics(s.kafka, topic_specs(s)))
         p50, p99, achieved = delay(s, args.rate, args.delay_seconds, tmp)
