@@ -51,3 +51,17 @@ def test_events_backtest_writes_the_access_alert_of_a_simulated_brute_force(
     assert "access alert events" in result.output
     # Resolved once the attack stops: one firing and one resolved per client and incident.
     assert len([e for e in access if e["type"] == "io.apiwatch.alert.resolved"]) == len(firing)
+
+
+def test_events_backtest_without_access_writes_no_access_alert(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rum, _ = Simulator(SCENARIO, T0).generate(0, int(SCENARIO.duration_s * 1000))
+    src, out = tmp_path / "events.jsonl", tmp_path / "alerts.jsonl"
+    src.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in rum))
+    args = ["backtest", "--events", str(src), "--alerts-out", str(out), "--no-access"]
+    result = invoke(args, capsys)
+    assert result.exit_code == 0, result.output
+    kinds = {orjson.loads(line)["data"]["kind"] for line in out.read_bytes().splitlines()}
+    assert "brute_force" not in kinds
+    assert "and 0 access alert events" in result.output

@@ -107,7 +107,7 @@ def _chunks(fh: BinaryIO) -> Iterator[tuple[int, list[bytes]]]:
         first += len(lines)
 
 
-def _events(path: Path, alerts_out: Path, settings: Settings) -> None:
+def _events(path: Path, alerts_out: Path, settings: Settings, access: bool) -> None:
     ingest = settings.ingest
     replay = EventReplay(
         settings.detection,
@@ -115,7 +115,7 @@ def _events(path: Path, alerts_out: Path, settings: Settings) -> None:
         ingest.allowed_lateness_s,
         ingest.max_future_skew_s,
         ingest.sample_ids_per_bucket,
-        access=AccessReplay(settings.access) if settings.access.enabled else None,
+        access=AccessReplay(settings.access) if access and settings.access.enabled else None,
     )
     source = settings.app.source.rstrip("/") + "/backtest"
     started = time.perf_counter()
@@ -164,6 +164,14 @@ def backtest(
     alerts_out: Annotated[
         Path | None, typer.Option("--alerts-out", help="JSON lines of alert CloudEvents to write.")
     ] = None,
+    access: Annotated[
+        bool,
+        typer.Option(
+            "--access/--no-access",
+            help="Also replay the access-pattern detectors (per-client state: several times "
+            "slower than the bucket detectors alone).",
+        ),
+    ] = True,
     config: ConfigOption = None,
 ) -> None:
     """Run the detectors offline: a metric series CSV, or an event file."""
@@ -175,7 +183,7 @@ def backtest(
     elif events is not None and series is None:
         if alerts_out is None:
             raise UserError("an event backtest needs --alerts-out ALERTS.jsonl")
-        _events(events, alerts_out, settings)
+        _events(events, alerts_out, settings, access)
     else:
         raise UserError(
             "give either SERIES.csv --output OUT.csv, or --events FILE --alerts-out FILE"
