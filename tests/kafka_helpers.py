@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from aiokafka import AIOKafkaConsumer
@@ -21,6 +22,33 @@ from apiwatch.streams.kafka import assign_from_start, make_consumer
 from apiwatch.streams.worker import worker_env
 
 Record = ConsumerRecord[bytes, bytes]
+T = TypeVar("T")
+
+
+async def eventually(
+    what: str,
+    check: Callable[[], T | Awaitable[T]],
+    within_s: float,
+    *,
+    interval_s: float = 0.1,
+    context: Callable[[], str] = lambda: "",
+) -> T:
+    """Poll ``check`` (sync or async) until it returns something truthy, and return that.
+
+    The one way integration tests wait: on a condition, with a deadline. ``context``
+    (a worker's log tail, the last sample...) is added to the failure, and may itself
+    assert (a worker died) to fail early.
+    """
+    deadline = time.monotonic() + within_s
+    while True:
+        got = check()
+        if inspect.isawaitable(got):
+            got = await got
+        if got:
+            return got  # type: ignore[return-value]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {within_s:g} s\n{context()}")
+        await asyncio.sleep(interval_s)
 
 
 class WorkerProcess:

@@ -25,7 +25,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from apiwatch.models.buckets import rum_series_key
 from apiwatch.streams.kafka import make_producer
-from tests.kafka_helpers import WorkerProcess
+from tests.kafka_helpers import WorkerProcess, eventually
 from tests.reliability.harness import (
     RESTART_SPLIT_S,
     SCALE_SPLIT_S,
@@ -116,10 +116,13 @@ async def scale_out_run(
     await asyncio.gather(start(a), start(b))
     try:
         # Both in the group before any input arrives, so both do part of the work.
-        deadline = time.monotonic() + 60
-        while not (assigned(a) and assigned(b)):
-            assert time.monotonic() < deadline, f"no shared assignment:\n{a.log_tail()}"
-            await asyncio.sleep(0.5)
+        await eventually(
+            "shared assignment",
+            lambda: assigned(a) and assigned(b),
+            60,
+            interval_s=0.5,
+            context=a.log_tail,
+        )
         first = inp.part(0, SCALE_SPLIT_S)
         phase("scale-out", "both assigned")
         await produce(s, first)
@@ -243,10 +246,13 @@ async def three_workers_run(
     t = s.topics
     every = {f"{topic}[{p}]" for topic in (t.rum, t.synthetic) for p in range(THREE_PARTITIONS)}
     try:
-        deadline = time.monotonic() + 90
-        while not shared_out(ws, every):
-            assert time.monotonic() < deadline, [assigned(w) for w in ws]
-            await asyncio.sleep(0.5)
+        await eventually(
+            "assignment shared by all three",
+            lambda: shared_out(ws, every),
+            90,
+            interval_s=0.5,
+            context=lambda: str([assigned(w) for w in ws]),
+        )
         phase(run, "all three assigned")
         first = inp.part(0, SCALE_SPLIT_S)
         await produce(s, first)

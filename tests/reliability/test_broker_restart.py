@@ -16,7 +16,6 @@ The test owns its broker (on its own port) so that stopping it disturbs no other
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from apiwatch.models.alerts import AlertEvent
 from apiwatch.streams.broker import EmbeddedBroker, free_port
 from apiwatch.streams.worker import EXIT_BROKER_LOST
-from tests.kafka_helpers import WorkerProcess
+from tests.kafka_helpers import WorkerProcess, eventually
 from tests.reliability.harness import (
     create_topics,
     metrics,
@@ -47,16 +46,14 @@ SPLIT_S = 400
 async def until(
     what: str, check: Any, w: WorkerProcess, within_s: float = 45.0, alive: bool = True
 ) -> Any:
-    """Poll the async ``check`` until it returns something truthy; fail with the log tail."""
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
+    """Wait for ``check`` (async); fail early, with the log tail, if the worker died."""
+
+    def context() -> str:
         if alive:
             assert w.alive, f"worker died while waiting for {what}:\n{w.log_tail(60)}"
-        got = await check()
-        if got:
-            return got
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"no {what} within {within_s} s:\n{w.log_tail(60)}")
+        return w.log_tail(60)
+
+    return await eventually(what, check, within_s, interval_s=0.3, context=context)
 
 
 async def partition_counts(bootstrap: str, topics: list[str]) -> dict[str, int]:

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from apiwatch.models.deadletter import DeadLetter
 from apiwatch.settings import Settings
 from apiwatch.streams.kafka import make_producer
-from tests.kafka_helpers import WorkerProcess
+from tests.kafka_helpers import WorkerProcess, eventually
 from tests.reliability.harness import (
     create_topics,
     metrics,
@@ -198,14 +198,21 @@ def fuzzed(
         n_in = {k: len(v) for k, v in sent.items()}
         n_in[t.otlp] += 1  # the size probe landed there too
 
-        deadline = time.monotonic() + 90
-        m = await metrics(w)
-        while time.monotonic() < deadline:  # until every message was consumed
-            consumed = [total(m, "apiwatch_messages_in_total", f'topic="{x}"') for x in sent]
-            if consumed[:2] == [n_in[t.rum], n_in[t.synthetic]]:
-                break
-            await asyncio.sleep(0.5)
+        consumed: list[float] = []
+
+        async def all_consumed() -> dict[str, float] | None:
+            nonlocal consumed
             m = await metrics(w)
+            consumed = [total(m, "apiwatch_messages_in_total", f'topic="{x}"') for x in sent]
+            return m if consumed[:2] == [n_in[t.rum], n_in[t.synthetic]] else None
+
+        m = await eventually(
+            "every message consumed",
+            all_consumed,
+            90,
+            interval_s=0.5,
+            context=lambda: f"consumed {consumed} of {dict(n_in)}\n{w.log_tail()}",
+        )
         letters = await read_topic(s, t.deadletter, within_s=60)
         m = await metrics(w)
         health = await asyncio.to_thread(w.health)

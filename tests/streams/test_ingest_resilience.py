@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -24,7 +24,7 @@ from apiwatch.settings import Settings
 from apiwatch.streams.ingest import IngestStage
 from apiwatch.streams.kafka import ensure_topics, make_producer, topic_specs
 from apiwatch.streams.metrics import Metrics
-from tests.kafka_helpers import collect
+from tests.kafka_helpers import collect, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -57,18 +57,6 @@ async def produce(settings: Settings, values: list[bytes]) -> None:
         await producer.flush()
     finally:
         await producer.stop()
-
-
-async def until(what: str, check: Callable[[], bool | Awaitable[bool]], within_s: float) -> None:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        got = check()
-        if not isinstance(got, bool):
-            got = await got
-        if got:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no {what} within {within_s} s")
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float:
@@ -119,7 +107,7 @@ async def test_a_failing_batch_is_replayed_and_a_failing_message_dead_lettered(
     await produce(settings, spread(buckets[0]) + spread(buckets[1]))
     task = asyncio.create_task(stage.run(stop))
     try:
-        await until("first two buckets ingested", lambda: stage.stats.events >= 40, 30)
+        await eventually("first two buckets ingested", lambda: stage.stats.events >= 40, 30)
         assert failed_folds, "the injected fold failure did not happen"
         third = spread(buckets[2])
         # Then the poison in the middle of the third bucket, and an event a minute later
@@ -128,7 +116,7 @@ async def test_a_failing_batch_is_replayed_and_a_failing_message_dead_lettered(
             settings,
             [*third[:10], event(buckets[2] + 1, "/poison"), *third[10:], event(start + 60_000)],
         )
-        await until("every valid event ingested", lambda: stage.stats.events >= 61, 30)
+        await eventually("every valid event ingested", lambda: stage.stats.events >= 61, 30)
 
         def third_closed(records: list[Any]) -> bool:
             # One series, one partition: its summaries come in bucket order.
