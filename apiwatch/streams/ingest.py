@@ -136,6 +136,8 @@ class IngestStage:
         group_id: str | None = None,
         name: str = "ingest",
     ) -> None:
+        if not buckets and not extensions:
+            raise ValueError("an ingest stage without buckets needs an extension to feed")
         self.settings = settings
         self.cfg = settings.ingest
         self.buckets = buckets
@@ -457,47 +459,49 @@ class IngestStage:
             if k:
                 for ext in self.extensions:
                     ext.on_batch(tp.partition, decoded.events, offsets, now)
+            if not self.buckets:
+                # Bad input is dead-lettered once, by the bucket path's own consumer
+                # group; here the folder only tracks offsets, so no columns are built.
+                state.folder.fold(
+                    tp.partition,
+                    [],
+                    np.empty(0, np.int64),
+                    np.empty(0, np.int64),
+                    np.empty(0),
+                    first_offset=records[0].offset,
+                    next_offset=next_offset,
+                )
+                src = decoded.source_index
+                self.stats.events += self._count(tp, (records[i].offset for i in src), next_offset)
+                return
             cols = RumColumns.of_events(decoded)
         else:
             cols = self.rum_fast.decode(values, self._context(now))
         n = len(cols.keys)
-        if not self.buckets:
-            # Bad input is dead-lettered once, by the bucket path's own consumer group.
-            state.folder.fold(
-                tp.partition,
-                [],
-                np.empty(0, np.int64),
-                np.empty(0, np.int64),
-                np.empty(0),
-                first_offset=records[0].offset,
-                next_offset=next_offset,
-            )
-        else:
-            await self._reject(tp, records, cols.rejected)
-            offsets = np.fromiter((records[i].offset for i in cols.source_index), np.int64, n)
-            topic, part, ids = tp.topic, tp.partition, cols.event_ids
+        await self._reject(tp, records, cols.rejected)
+        offsets = np.fromiter((records[i].offset for i in cols.source_index), np.int64, n)
+        topic, part, ids = tp.topic, tp.partition, cols.event_ids
 
-            def event_id(i: int) -> str:
-                return ids[i] or f"{topic}:{part}:{offsets[i]}"
+        def event_id(i: int) -> str:
+            return ids[i] or f"{topic}:{part}:{offsets[i]}"
 
-            state.folder.fold(
-                tp.partition,
-                cols.keys,
-                np.array(cols.ts_ms, dtype=np.int64),
-                np.array(cols.status, dtype=np.int64),
-                np.array(cols.duration_ms, dtype=np.float64),
-                first_offset=records[0].offset,
-                offsets=offsets,
-                event_id=event_id,
-                next_offset=next_offset,
-            )
-            if n:
-                state.last_event_wall = now
-                state.last_wm_ms = state.folder.watermark_ms or 0
+        state.folder.fold(
+            tp.partition,
+            cols.keys,
+            np.array(cols.ts_ms, dtype=np.int64),
+            np.array(cols.status, dtype=np.int64),
+            np.array(cols.duration_ms, dtype=np.float64),
+            first_offset=records[0].offset,
+            offsets=offsets,
+            event_id=event_id,
+            next_offset=next_offset,
+        )
+        if n:
+            state.last_event_wall = now
+            state.last_wm_ms = state.folder.watermark_ms or 0
         fresh = self._count(tp, (records[i].offset for i in cols.source_index), next_offset)
         self.stats.events += fresh
-        if self.buckets:
-            self.metrics.events_in.labels(tp.topic).inc(fresh)
+        self.metrics.events_in.labels(tp.topic).inc(fresh)
 
     async def _ingest_synthetic(
         self, tp: TopicPartition, records: list[Record], now: float
