@@ -200,6 +200,16 @@ class ValueSeriesConfig(_Strict):
     short_s: float = Field(
         3600.0, gt=0, description="Span whose mean surprise the anomaly likelihood judges."
     )
+    pattern_bins: int = Field(
+        12,
+        ge=0,
+        le=64,
+        description="Quantile symbols of the sequence model that sees an ordinary value in an "
+        "unusual place; 0 = no sequence model.",
+    )
+    pattern_order: int = Field(
+        2, ge=0, le=4, description="Longest context (rows) the sequence model predicts from."
+    )
     refractory_s: float = Field(
         43200.0, ge=0, description="A score must beat everything in this past span to count fully."
     )

@@ -120,3 +120,18 @@ def test_likelihood_flags_a_sustained_rise_not_one_blip() -> None:
         lk.update(float(x))
     assert lk.update(1.0) > 1e-2
     assert min(lk.update(0.95) for _ in range(12)) < 1e-4
+
+
+def test_an_ordinary_value_out_of_its_place_is_caught_by_the_pattern_residual() -> None:
+    # A noisy sawtooth 0..5 that drops back after 3 once: the value, the size of
+    # the drop and the level are all seen every cycle, only the order is new.
+    rng = np.random.default_rng(11)
+    values = (np.arange(1200) % 6).astype(float)
+    values[1102:] = (np.arange(98) % 6).astype(float)  # 0, 1, 2, 3, then 0 where 4 was due
+    values += rng.normal(0.0, 0.05, values.size)
+    cfg = CFG.model_copy(update={"season_s": 0.0})
+    with_pattern = run(ValueDetector(cfg, 300.0), values)
+    without = run(ValueDetector(cfg.model_copy(update={"pattern_bins": 0}), 300.0), values)
+    assert with_pattern[1102] >= cfg.alert_score
+    assert with_pattern[1102] > max(with_pattern[600:1100]) + 0.3  # far above the kept rhythm
+    assert without[1102] < cfg.alert_score / 2

@@ -9,7 +9,9 @@ series*, causally:
    ``window_s`` (in MAD units), its change from the previous row against the
    usual changes, and, once ``seasons`` periods are known, its deviation from
    the median of the same instant in past periods against the usual such
-   deviations;
+   deviations; and its surprisal as the next symbol of the series' recent
+   sequence (:class:`~apiwatch.models.sequence.SequenceSurprise`), which sees
+   an ordinary value in an unusual place, as when a pattern changes;
 2. each residual's tail probability among its own values of the last
    ``history_s`` (:func:`~apiwatch.models.likelihood.tail_probability`), so
    heavy-tailed and calm series land on one scale; the smallest, times the
@@ -47,6 +49,7 @@ from apiwatch.models.baseline import MAD_TO_SIGMA
 from apiwatch.models.detection_config import ValueSeriesConfig
 from apiwatch.models.detectors.base import BucketDetector, Verdict
 from apiwatch.models.likelihood import AnomalyLikelihood, tail_probability
+from apiwatch.models.sequence import SequenceSurprise
 
 _EPS = 1e-12
 #: Weight of a score that does not beat the recent maximum (see step 4 above).
@@ -92,8 +95,9 @@ class _Scored:
     sigma: float
 
 
-#: Residual names, in the order of ``_Scored.residuals`` (level, change, season).
-_NAMES = ("level", "change", "season")
+#: Residual names, in the order of ``_Scored.residuals``; the last is the sequence surprisal.
+_NAMES = ("level", "change", "season", "pattern")
+_PATTERN = 3
 
 
 class ValueDetector(BucketDetector[Point]):
@@ -122,8 +126,13 @@ class ValueDetector(BucketDetector[Point]):
         keep = max(self.window, self.period * cfg.seasons + 1)
         self.values: deque[float] = deque(maxlen=keep)
         # Per residual: its signed errors (robust centre and scale) and its past |z|.
-        self.errors = [deque[float](maxlen=self.window) for _ in _NAMES]
+        self.errors = [deque[float](maxlen=self.window) for _ in _NAMES[:_PATTERN]]
         self.surprise = [deque[float](maxlen=self.history) for _ in _NAMES]
+        self.sequence = (
+            SequenceSurprise(cfg.pattern_bins, cfg.pattern_order, self.history, cfg.min_points)
+            if cfg.pattern_bins
+            else None
+        )
         short = _points(cfg.short_s, interval_s, 1, cfg.max_points)
         self.likelihood = AnomalyLikelihood(short, self.history, cfg.min_points)
         self.scores: deque[float] = deque(maxlen=max(self.refractory, 1))
@@ -160,7 +169,8 @@ class ValueDetector(BucketDetector[Point]):
         level = self._residual(0, errors[0], 0.0)
         floor = 1e-3 * abs(level[1]) if level is not None else 0.0
         found = [level] + [self._residual(k, e, floor) for k, e in enumerate(errors) if k]
-        residuals = tuple(f[0] if f is not None else None for f in found)
+        pattern = self.sequence.surprisal(float(item.value)) if self.sequence else None
+        residuals = (*(f[0] if f is not None else None for f in found), pattern)
         probabilities = [
             tail_probability(self.surprise[k], z)
             for k, z in enumerate(residuals)
@@ -203,11 +213,14 @@ class ValueDetector(BucketDetector[Point]):
         # shift becomes the norm after half a window.
         s = self._score(item)
         self._last = None
-        for k, (z, err) in enumerate(zip(s.residuals, s.errors, strict=True)):
+        for k, z in enumerate(s.residuals):
             if z is not None:
                 self.surprise[k].append(z)
+        for k, err in enumerate(s.errors):
             if err is not None:
                 self.errors[k].append(err)
+        if self.sequence is not None:
+            self.sequence.learn(float(item.value))
         if s.raw is not None:
             self.likelihood.learn(s.raw)
         if self.refractory:
@@ -221,6 +234,7 @@ class ValueDetector(BucketDetector[Point]):
             "surprise": [list(d) for d in self.surprise],
             "likelihood": self.likelihood.to_state(),
             "scores": list(self.scores),
+            "sequence": self.sequence.to_state() if self.sequence else {},
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -236,3 +250,5 @@ class ValueDetector(BucketDetector[Point]):
             for k in range(len(current)):
                 current[k] = restore(current[k], saved[k] if k < len(saved) else [])
         self.likelihood.load_state(state.get("likelihood", {}))
+        if self.sequence is not None:
+            self.sequence.load_state(state.get("sequence") or {})
