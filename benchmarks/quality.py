@@ -70,7 +70,7 @@ def nab_report(root: Path) -> None:
     ours_alert = tuple(normalised_score(files, alerts, p) for p in PROFILES)
     threshold = best_threshold(files, scores, PROFILES[0])[0]
     found = sum(
-        any(a[s : e + 1].any() for s, e in f.windows) for f, a in zip(files, alerts, strict=True)
+        int(a[s : e + 1].any()) for f, a in zip(files, alerts, strict=True) for s, e in f.windows
     )
     n_alerts = int(sum(a[f.probation :].sum() for f, a in zip(files, alerts, strict=True)))
     print(f"  anomaly_score: optimised standard threshold {threshold:.4f}")
