@@ -5,7 +5,9 @@ at a fixed interval, which is inferred (the median gap between rows). Each
 row is judged by a :class:`ValueDetector` and an :class:`AlertLifecycle`
 before it is learned, so its score uses only rows before and at it. The
 output ``alert`` is 1 on the rows where an alert fires: what would have paged
-someone, once per incident.
+someone, once per incident. ``anomaly_score`` rates each incident once too,
+at the peak of its score, on the row after that peak (a rise over several
+rows would otherwise count once per row when the scores are thresholded).
 
 Event files (``apiwatch backtest --events``): :class:`EventReplay` runs RUM
 events and synthetic results through the stream's own pieces, the bucket

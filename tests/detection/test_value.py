@@ -132,6 +132,20 @@ def test_an_ordinary_value_out_of_its_place_is_caught_by_the_pattern_residual() 
     cfg = CFG.model_copy(update={"season_s": 0.0})
     with_pattern = run(ValueDetector(cfg, 300.0), values)
     without = run(ValueDetector(cfg.model_copy(update={"pattern_bins": 0}), 300.0), values)
-    assert with_pattern[1102] >= cfg.alert_score
-    assert with_pattern[1102] > max(with_pattern[600:1100]) + 0.3  # far above the kept rhythm
-    assert without[1102] < cfg.alert_score / 2
+    # Scores are reported on the row after their peak (see the test below).
+    assert with_pattern[1103] >= cfg.alert_score
+    assert with_pattern[1103] > max(with_pattern[600:1100]) + 0.3  # far above the kept rhythm
+    assert max(without[1102:1104]) < cfg.alert_score / 2
+
+
+def test_an_incident_is_flagged_at_once_and_scored_once_at_its_peak() -> None:
+    # A step: the likelihood makes the score climb for a few rows. The alert
+    # fires on the first row; the score is reported once, the row after the peak.
+    values = noise(1000, seed=4)
+    values[800:] *= 1.5
+    detector = ValueDetector(CFG, 300.0)
+    scores = run(detector, values)
+    high = np.flatnonzero(np.asarray(scores[700:]) >= CFG.alert_score) + 700
+    assert high.size == 1 and 801 <= high[0] <= 815
+    fired = np.flatnonzero(alerts(values)[700:]) + 700
+    assert fired.tolist() == [800]

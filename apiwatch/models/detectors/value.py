@@ -21,9 +21,16 @@ series*, causally:
    row does not show: a level or a variance that has been unusual for the
    last ``short_s``;
 4. the score is ``-log10(p) / 10`` of the smaller probability (HTM's log
-   likelihood: 0.4 is a one-in-10,000 row), counted a third when it does not
-   beat every score of the last ``refractory_s``, so an incident is reported at
-   its start, not at every row of it.
+   likelihood: 0.4 is a one-in-10,000 row). A row is anomalous when its score
+   reaches ``alert_score`` and beats every score of the last
+   ``refractory_s``, so an incident is flagged at its start, not at every
+   row of it;
+5. the reported score rates each incident once: scores often rise for a few
+   rows as the likelihood fills, so a rising run is reported on the row after
+   its peak, at the peak's score, when that beats every score of the
+   ``refractory_s`` before the run; every other row reports a third of its
+   own score. Ranking or thresholding the reported scores then counts an
+   incident once, a row late, instead of once per row of its rise.
 
 >>> d = ValueDetector(ValueSeriesConfig(window_s=100, history_s=400, min_points=10,
 ...                   season_s=0), interval_s=1.0)
@@ -31,7 +38,7 @@ series*, causally:
 >>> for t in range(300):
 ...     p = Point(t * 1000, 10.0 + (t % 7) * 0.1 + (30.0 if t == 250 else 0.0))
 ...     v = d.judge(p); d.learn(p, v); scores.append(v.score)
->>> max(scores[100:250]) < 0.5 < scores[250]
+>>> max(scores[100:250]) < 0.5 < scores[251]  # the spike's row, reported a row late
 True
 """
 
@@ -91,6 +98,8 @@ class _Scored:
     raw: float | None
     score: float
     effective: float
+    reported: float
+    run_prior: float | None
     median: float
     sigma: float
 
@@ -136,6 +145,10 @@ class ValueDetector(BucketDetector[Point]):
         short = _points(cfg.short_s, interval_s, 1, cfg.max_points)
         self.likelihood = AnomalyLikelihood(short, self.history, cfg.min_points)
         self.scores: deque[float] = deque(maxlen=max(self.refractory, 1))
+        # The previous row's score, and the best score of the refractory span before
+        # the current rising run began (what its peak must beat to be reported).
+        self.previous: float | None = None
+        self.run_prior = 0.0
         self._last: _Scored | None = None
 
     # -- residuals ---------------------------------------------------------
@@ -183,9 +196,17 @@ class ValueDetector(BucketDetector[Point]):
             raw = 1.0 - p_instant
             p = min(p_instant, self.likelihood.probability(raw))
         score = min(1.0, -math.log10(max(p, _P_FLOOR)) * 0.1)
-        effective = score * _REPEAT_WEIGHT if self.scores and score <= max(self.scores) else score
+        recent = max(self.scores) if self.scores else 0.0
+        effective = score * _REPEAT_WEIGHT if self.scores and score <= recent else score
+        reported, run_prior = score * _REPEAT_WEIGHT, None
+        if self.previous is not None and score <= self.previous:  # the run peaked last row
+            if self.previous > self.run_prior:
+                reported = max(reported, self.previous)
+            run_prior = recent  # a new run starts here
         med, sigma = (level[1], level[2]) if level is not None else (float(item.value), 0.0)
-        self._last = _Scored(item, residuals, errors, raw, score, effective, med, sigma)
+        self._last = _Scored(
+            item, residuals, errors, raw, score, effective, reported, run_prior, med, sigma
+        )
         return self._last
 
     # -- the detector interface --------------------------------------------
@@ -196,7 +217,7 @@ class ValueDetector(BucketDetector[Point]):
             return Verdict.unknown("window filling")
         return Verdict(
             anomalous=s.effective >= self.cfg.alert_score,
-            score=s.effective,
+            score=s.reported,
             observed=Observed(value=item.value, window_s=0.0, sample_size=1),
             expected=Expected(
                 value=s.median, lower=s.median - 3 * s.sigma, upper=s.median + 3 * s.sigma
@@ -225,6 +246,9 @@ class ValueDetector(BucketDetector[Point]):
             self.likelihood.learn(s.raw)
         if self.refractory:
             self.scores.append(s.score)
+        self.previous = s.score
+        if s.run_prior is not None:
+            self.run_prior = s.run_prior
         self.values.append(float(item.value))
 
     def to_state(self) -> dict[str, Any]:
@@ -234,6 +258,8 @@ class ValueDetector(BucketDetector[Point]):
             "surprise": [list(d) for d in self.surprise],
             "likelihood": self.likelihood.to_state(),
             "scores": list(self.scores),
+            "previous": self.previous,
+            "run_prior": self.run_prior,
             "sequence": self.sequence.to_state() if self.sequence else {},
         }
 
@@ -244,6 +270,9 @@ class ValueDetector(BucketDetector[Point]):
         self._last = None
         self.values = restore(self.values, state.get("values"))
         self.scores = restore(self.scores, state.get("scores"))
+        previous = state.get("previous")
+        self.previous = float(previous) if previous is not None else None
+        self.run_prior = float(state.get("run_prior", 0.0))
         for name in ("errors", "surprise"):
             saved = state.get(name) or []
             current: list[deque[float]] = getattr(self, name)

@@ -155,7 +155,14 @@ def backtest(
         Path | None, typer.Argument(help="CSV with header timestamp,value.", show_default=False)
     ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="CSV to write scores and alerts to.")
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="CSV to write to: timestamp, value, anomaly_score (0..1; each incident "
+            "rated once, on the row after its score peaks) and alert (1 where an alert "
+            "fires).",
+        ),
     ] = None,
     events: Annotated[
         Path | None,
