@@ -19,7 +19,8 @@ series*, causally:
 3. HTM's anomaly likelihood over ``1 - instant probability``
    (:class:`~apiwatch.models.likelihood.AnomalyLikelihood`) adds what a single
    row does not show: a level or a variance that has been unusual for the
-   last ``short_s``;
+   last ``short_s``. Once the seasonal residual has seen a whole period, a
+   level counts there only as far as it is unusual for the time of day too;
 4. the score is ``-log10(p) / 10`` of the smaller probability (HTM's log
    likelihood: 0.4 is a one-in-10,000 row). A row is anomalous when its score
    reaches ``alert_score`` and beats every score of the last
@@ -106,7 +107,7 @@ class _Scored:
 
 #: Residual names, in the order of ``_Scored.residuals``; the last is the sequence surprisal.
 _NAMES = ("level", "change", "season", "pattern")
-_PATTERN = 3
+_LEVEL, _SEASON, _PATTERN = 0, 2, 3
 
 
 class ValueDetector(BucketDetector[Point]):
@@ -137,6 +138,10 @@ class ValueDetector(BucketDetector[Point]):
         # Per residual: its signed errors (robust centre and scale) and its past |z|.
         self.errors = [deque[float](maxlen=self.window) for _ in _NAMES[:_PATTERN]]
         self.surprise = [deque[float](maxlen=self.history) for _ in _NAMES]
+        # Surprisals a residual needs before it votes. The seasonal one must have
+        # seen a whole period: its first sight of each daily event is not news.
+        self._needed = [cfg.min_points] * len(_NAMES)
+        self._needed[_SEASON] = max(cfg.min_points, min(self.period, self.history))
         self.sequence = (
             SequenceSurprise(cfg.pattern_bins, cfg.pattern_order, self.history, cfg.min_points)
             if cfg.pattern_bins
@@ -184,16 +189,22 @@ class ValueDetector(BucketDetector[Point]):
         found = [level] + [self._residual(k, e, floor) for k, e in enumerate(errors) if k]
         pattern = self.sequence.surprisal(float(item.value)) if self.sequence else None
         residuals = (*(f[0] if f is not None else None for f in found), pattern)
-        probabilities = [
-            tail_probability(self.surprise[k], z)
+        voting = {
+            k: tail_probability(self.surprise[k], z)
             for k, z in enumerate(residuals)
-            if z is not None and len(self.surprise[k]) >= self.cfg.min_points
-        ]
+            if z is not None and len(self.surprise[k]) >= self._needed[k]
+        }
         raw = None
         p = 1.0
-        if probabilities:
-            p_instant = min(1.0, min(probabilities) * len(probabilities))
-            raw = 1.0 - p_instant
+        if voting:
+            p_instant = min(1.0, min(voting.values()) * len(voting))
+            # The likelihood judges sustained surprise, and a level that is usual
+            # for this time of day is not: once the seasonal residual votes, the
+            # level counts only as surprising as it is against the season too, or
+            # a daily hour-long peak would page every day.
+            if _LEVEL in voting and _SEASON in voting:
+                voting[_LEVEL] = max(voting[_LEVEL], voting[_SEASON])
+            raw = 1.0 - min(1.0, min(voting.values()) * len(voting))
             p = min(p_instant, self.likelihood.probability(raw))
         score = min(1.0, -math.log10(max(p, _P_FLOOR)) * 0.1)
         recent = max(self.scores) if self.scores else 0.0
