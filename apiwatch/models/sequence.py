@@ -14,9 +14,16 @@ against its own past surprisals, like any residual. Values beyond everything
 in the window get symbols of their own (above, below), so a new extreme is a
 new symbol whatever the context.
 
+A value that recurs exactly (the levels of a square wave, a quantized
+metric) keeps the symbol it last had while its rank stays within a bin of
+it. The share of each level in the window drifts, and a level sitting on a
+quantile edge would otherwise flip symbol back and forth, each flip making
+its every transition look new for a while.
+
 Forgetting is exact: the counts are always those of the transitions inside the
 kept symbols, so a pattern that stops recurring is unlearned after
-``history`` rows, and the state is just the recent values and symbols.
+``history`` rows, and the state is just the recent values, their symbols and
+the symbols held by recurring values.
 
 >>> seq = SequenceSurprise(bins=4, order=2, history=400, min_values=20)
 >>> usual = [seq.update(float(t % 4)) for t in range(600)]
@@ -52,6 +59,7 @@ class SequenceSurprise:
 
     __slots__ = (
         "_counts",
+        "_held",
         "_pending",
         "_sorted",
         "alpha",
@@ -82,6 +90,8 @@ class SequenceSurprise:
         # Per order k: context (the k symbols before) -> counts of the symbol that followed.
         self._counts: list[dict[tuple[int, ...], list[int]]] = [{} for _ in range(order + 1)]
         self._pending: tuple[float, int | None, float | None] | None = None
+        # Symbol last given to each value that recurs exactly in the window.
+        self._held: dict[float, int] = {}
 
     @property
     def alphabet(self) -> int:
@@ -112,7 +122,14 @@ class SequenceSurprise:
         i = bisect.bisect_left(srt, x)
         if i == n or (i > 0 and x - srt[i - 1] < srt[i] - x):
             i = bisect.bisect_left(srt, srt[i - 1])
-        return min(self.bins - 1, i * self.bins // n)
+        s = min(self.bins - 1, i * self.bins // n)
+        # A value that recurs exactly (a level of a square wave, a quantized
+        # metric) keeps its symbol while its rank stays within a bin of it: the
+        # share of each level in the window drifts, and a level sitting on a
+        # quantile edge would otherwise flip symbol, making its every
+        # transition look new.
+        held = self._held.get(x)
+        return held if held is not None and abs(held - s) <= 1 else s
 
     def surprisal(self, x: float) -> float | None:
         """``-ln P(symbol of x | recent symbols)``; None until there is something to predict."""
@@ -150,9 +167,19 @@ class SequenceSurprise:
             self.symbols.append(s)
         if len(self.values) == self.values.maxlen:
             old = self.values[0]
-            del self._sorted[bisect.bisect_left(self._sorted, old)]
+            at = bisect.bisect_left(self._sorted, old)
+            del self._sorted[at]
+            if old in self._held and not self._recurs(old):
+                del self._held[old]
         self.values.append(x)
         bisect.insort(self._sorted, x)
+        if s is not None and s < self.bins and self._recurs(x):
+            self._held[x] = s
+
+    def _recurs(self, x: float) -> bool:
+        """Whether ``x`` is in the window at least twice."""
+        i = bisect.bisect_left(self._sorted, x)
+        return i + 1 < len(self._sorted) and self._sorted[i + 1] == x
 
     def update(self, x: float) -> float | None:
         """Surprisal of ``x``, then learn it."""
@@ -198,11 +225,16 @@ class SequenceSurprise:
     # -- state ------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
-        return {"values": list(self.values), "symbols": list(self.symbols)}
+        return {
+            "values": list(self.values),
+            "symbols": list(self.symbols),
+            "held": [[x, s] for x, s in self._held.items()],
+        }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self._pending = None
         self.values = deque(map(float, state.get("values") or []), maxlen=self.history)
         self._sorted = sorted(self.values)
+        self._held = {float(x): int(s) for x, s in state.get("held") or []}
         self.symbols = deque(map(int, state.get("symbols") or []), maxlen=self.history + self.order)
         self._rebuild()

@@ -37,9 +37,12 @@ def test_counts_are_exactly_the_kept_transitions(
     assert sum(sum(c) for c in seq._counts[0].values()) == len(seq.symbols)
 
 
-def test_state_round_trip_resumes_exactly() -> None:
+@pytest.mark.parametrize("decimals", [None, 1], ids=["distinct", "recurring"])
+def test_state_round_trip_resumes_exactly(decimals: int | None) -> None:
+    # Rounded values recur exactly, so the held symbols are part of the state too.
     rng = np.random.default_rng(1)
-    xs = (rng.normal(size=1500) + np.arange(1500) % 7).tolist()
+    raw = rng.normal(size=1500) + np.arange(1500) % 7
+    xs = (raw if decimals is None else np.round(raw, decimals)).tolist()
     straight = SequenceSurprise(bins=12, order=2, history=300, min_values=30)
     expected = [straight.update(x) for x in xs]
     first = SequenceSurprise(bins=12, order=2, history=300, min_values=30)
@@ -86,3 +89,19 @@ def test_iid_noise_has_no_surprisal_far_beyond_the_alphabet(seed: int) -> None:
 def test_bad_parameters_are_refused() -> None:
     with pytest.raises(ValueError, match="bins >= 2"):
         SequenceSurprise(bins=1, order=2, history=100, min_values=10)
+
+
+def test_a_recurring_level_keeps_its_symbol_while_the_mix_drifts() -> None:
+    # A square wave whose duty cycle wanders around a half: the high level's
+    # rank moves across a quantile edge, but it keeps one symbol.
+    seq = SequenceSurprise(bins=12, order=2, history=200, min_values=30)
+    rng = np.random.default_rng(4)
+    given: set[int | None] = set()
+    for cycle in range(120):
+        high = int(rng.integers(20, 29))  # 20..28 high rows of 48
+        for row in range(48):
+            x = 80.0 if row < high else 20.0
+            if cycle >= 10 and x == 80.0:
+                given.add(seq.symbol(x))
+            seq.update(x)
+    assert len(given) == 1

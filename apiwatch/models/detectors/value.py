@@ -140,8 +140,11 @@ class ValueDetector(BucketDetector[Point]):
         self.surprise = [deque[float](maxlen=self.history) for _ in _NAMES]
         # Surprisals a residual needs before it votes. The seasonal one must have
         # seen a whole period: its first sight of each daily event is not news.
+        # The sequence model could vote long before the value residuals, but the
+        # likelihood would then learn a calm that ends when they join.
         self._needed = [cfg.min_points] * len(_NAMES)
         self._needed[_SEASON] = max(cfg.min_points, min(self.period, self.history))
+        self._needed[_PATTERN] = max(cfg.min_points, self.window // 2)
         self.sequence = (
             SequenceSurprise(cfg.pattern_bins, cfg.pattern_order, self.history, cfg.min_points)
             if cfg.pattern_bins
