@@ -19,8 +19,9 @@ series*, causally:
 3. HTM's anomaly likelihood over ``1 - instant probability``
    (:class:`~apiwatch.models.likelihood.AnomalyLikelihood`) adds what a single
    row does not show: a level or a variance that has been unusual for the
-   last ``short_s``. Once the seasonal residual has seen a whole period, a
-   level counts there only as far as it is unusual for the time of day too;
+   last ``short_s``. Once the seasonal residual has seen a whole period, the
+   level and sequence residuals count there only as far as the value is
+   unusual for the time of day too;
 4. the score is ``-log10(p) / 10`` of the smaller probability (HTM's log
    likelihood: 0.4 is a one-in-10,000 row). A row is anomalous when its score
    reaches ``alert_score`` and beats every score of the last
@@ -201,12 +202,15 @@ class ValueDetector(BucketDetector[Point]):
         p = 1.0
         if voting:
             p_instant = min(1.0, min(voting.values()) * len(voting))
-            # The likelihood judges sustained surprise, and a level that is usual
-            # for this time of day is not: once the seasonal residual votes, the
-            # level counts only as surprising as it is against the season too, or
-            # a daily hour-long peak would page every day.
-            if _LEVEL in voting and _SEASON in voting:
-                voting[_LEVEL] = max(voting[_LEVEL], voting[_SEASON])
+            # The likelihood judges sustained surprise, and a level or a stretch of
+            # the sequence that is usual for this time of day is not: once the
+            # seasonal residual votes, they count only as surprising as the value
+            # is against the season too, or a daily hour-long peak (or the rarer
+            # half of a square wave) would page every day.
+            if _SEASON in voting:
+                for k in (_LEVEL, _PATTERN):
+                    if k in voting:
+                        voting[k] = max(voting[k], voting[_SEASON])
             raw = 1.0 - min(1.0, min(voting.values()) * len(voting))
             p = min(p_instant, self.likelihood.probability(raw))
         score = min(1.0, -math.log10(max(p, _P_FLOOR)) * 0.1)
