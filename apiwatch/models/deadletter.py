@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,6 +35,23 @@ class Reason(StrEnum):
     NOT_AN_OBJECT = "not_an_object"
     OVERSIZED = "oversized"
     UNSUPPORTED = "unsupported"
+
+
+class SourceRecord(Protocol):
+    """What a consumed message says of itself (an aiokafka ``ConsumerRecord`` fits)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def timestamp(self) -> int: ...
 
 
 class Origin(BaseModel):
@@ -60,6 +78,20 @@ class DeadLetter(BaseModel):
     payload_size: int = Field(description="Size of the whole payload in bytes.")
     preview: str = Field(description="First characters of the payload, decoded leniently.")
     received_at: datetime
+
+    @classmethod
+    def of_record(cls, record: SourceRecord, *, reason: Reason, detail: str) -> DeadLetter:
+        """The dead letter of a consumed message, its origin taken from the record."""
+        return cls.build(
+            record.value or b"",
+            reason=reason,
+            detail=detail,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            timestamp_ms=record.timestamp,
+        )
 
     @classmethod
     def build(

@@ -7,7 +7,7 @@ import logging
 
 from aiokafka import AIOKafkaProducer
 
-from apiwatch.models.deadletter import DeadLetter, Reason
+from apiwatch.models.deadletter import DeadLetter, Reason, SourceRecord
 from apiwatch.streams.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -22,28 +22,9 @@ class DeadLetterSink:
         self.metrics = metrics
         self.pending: list[asyncio.Future[object]] = []
 
-    async def send(
-        self,
-        payload: bytes | None,
-        *,
-        reason: Reason,
-        detail: str,
-        topic: str,
-        partition: int,
-        offset: int,
-        key: bytes | None = None,
-        timestamp_ms: int | None = None,
-    ) -> None:
-        letter = DeadLetter.build(
-            payload or b"",
-            reason=reason,
-            detail=detail,
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            key=key,
-            timestamp_ms=timestamp_ms,
-        )
+    async def send(self, record: SourceRecord, *, reason: Reason, detail: str) -> None:
+        letter = DeadLetter.of_record(record, reason=reason, detail=detail)
+        topic, partition, offset = record.topic, record.partition, record.offset
         # Coordinates, not payloads, go to the log: payloads may carry personal data.
         log.warning(
             "dead letter %s[%d]@%d: %s: %s", topic, partition, offset, reason.value, detail[:200]

@@ -376,14 +376,7 @@ class IngestStage:
             exc,
         )
         await self.deadletters.send(
-            rec.value,
-            reason=Reason.UNSUPPORTED,
-            detail=f"ingest failed: {type(exc).__name__}: {exc}",
-            topic=tp.topic,
-            partition=tp.partition,
-            offset=rec.offset,
-            key=rec.key,
-            timestamp_ms=rec.timestamp,
+            rec, reason=Reason.UNSUPPORTED, detail=f"ingest failed: {type(exc).__name__}: {exc}"
         )
         self.stats.rejected += 1
         self._rejected_to[tp] = max(self._rejected_to.get(tp, 0), rec.offset + 1)
@@ -414,16 +407,7 @@ class IngestStage:
         rejected = [r for r in rejected if records[r.index].offset >= done]
         for r in rejected:
             rec = records[r.index]
-            await self.deadletters.send(
-                rec.value,
-                reason=r.reason,
-                detail=r.detail,
-                topic=tp.topic,
-                partition=tp.partition,
-                offset=rec.offset,
-                key=rec.key,
-                timestamp_ms=rec.timestamp,
-            )
+            await self.deadletters.send(rec, reason=r.reason, detail=r.detail)
         self.stats.rejected += len(rejected)
         self._rejected_to[tp] = max(done, records[-1].offset + 1)
 

@@ -83,15 +83,10 @@ def _convert_record(
     try:
         conversion = spans_to_rum(payload, settings.otlp.encoding)
     except OtlpDecodeError as exc:
-        letter = DeadLetter.build(
-            payload,
+        letter = DeadLetter.of_record(
+            record,
             reason=Reason.INVALID_EVENT,
             detail=f"OTLP trace export could not be decoded: {exc}",
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            timestamp_ms=record.timestamp,
         )
         log.warning(
             "dead-lettered undecodable OTLP payload at %s[%d]@%d: %s",

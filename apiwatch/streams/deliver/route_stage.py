@@ -84,15 +84,10 @@ class RouteStage:
             record.offset,
             detail,
         )
-        letter = DeadLetter.build(
-            record.value or b"",
+        letter = DeadLetter.of_record(
+            record,
             reason=Reason.INVALID_EVENT,
             detail=detail,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            timestamp_ms=record.timestamp,
         )
         future: asyncio.Future[Any] = await self._producer.send(
             self.deadletter_topic, key=record.key, value=letter.model_dump_json().encode()
