@@ -32,15 +32,18 @@ async def eventually(
     *,
     interval_s: float = 0.1,
     context: Callable[[], str] = lambda: "",
+    guard: Callable[[], None] = lambda: None,
 ) -> T:
     """Poll ``check`` (sync or async) until it returns something truthy, and return that.
 
     The one way integration tests wait: on a condition, with a deadline. ``context``
-    (a worker's log tail, the last sample...) is added to the failure, and may itself
-    assert (a worker died) to fail early.
+    (a worker's log tail, the last sample...) is added to the failure at the deadline;
+    ``guard`` runs before every poll and fails the wait at once by raising (a worker
+    died, say).
     """
     deadline = time.monotonic() + within_s
     while True:
+        guard()
         got = check()
         if inspect.isawaitable(got):
             got = await got
@@ -49,6 +52,27 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"no {what} within {within_s:g} s\n{context()}")
         await asyncio.sleep(interval_s)
+
+
+def eventually_sync(
+    what: str,
+    check: Callable[[], T],
+    within_s: float,
+    *,
+    interval_s: float = 0.2,
+    context: Callable[[], str] = lambda: "",
+    guard: Callable[[], None] = lambda: None,
+) -> T:
+    """:func:`eventually` for code that runs in a thread rather than on the loop."""
+    deadline = time.monotonic() + within_s
+    while True:
+        guard()
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {within_s:g} s\n{context()}")
+        time.sleep(interval_s)
 
 
 class WorkerProcess:
@@ -95,15 +119,16 @@ class WorkerProcess:
         return r.json() if r.status_code in (200, 503) else None
 
     def wait_healthy(self, timeout: float = 60.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive:
-                raise AssertionError(f"worker exited early:\n{self.log_tail()}")
+        def healthy() -> dict[str, Any] | None:
             h = self.health()
-            if h and h.get("ok"):
-                return h
-            time.sleep(0.2)
-        raise AssertionError(f"worker not healthy within {timeout} s:\n{self.log_tail()}")
+            return h if h and h.get("ok") else None
+
+        def alive() -> None:
+            assert self.alive, f"worker exited early:\n{self.log_tail()}"
+
+        return eventually_sync(
+            "healthy worker", healthy, timeout, context=self.log_tail, guard=alive
+        )
 
     def stop(self, sig: str = "TERM", timeout: float = 20.0) -> int:
         if self.proc is None:

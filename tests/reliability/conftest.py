@@ -186,17 +186,31 @@ async def rebalance_kill_run(
     producer = make_producer(s.kafka, linger_ms=20)
     await producer.start()
     try:
-        sent, deadline = 0, time.monotonic() + 180
-        # B joins the Faust group first, then (once ready) the ingest group: its
-        # JoinGroup puts that group into a rebalance, which A learns from its next
-        # heartbeat. B cannot be assigned before A rejoins or A's session expires.
-        while not rebalancing(a, s.ingest.group_id):
-            assert time.monotonic() < deadline, f"no rebalance seen:\n{a.log_tail()}"
-            assert a.alive and b.alive, f"{a.log_tail()}\n---\n{b.log_tail()}"
+        sent = 0
+
+        async def fed_until_rebalancing() -> bool:
+            # Keep A busy with fresh events from B's join until A is told to rebalance.
+            nonlocal sent
+            if rebalancing(a, s.ingest.group_id):
+                return True
             if sent < len(rest) and "(Re-)joining group" in b.log_tail(10**6):
                 await send(producer, s, rest[sent : sent + FEED_CHUNK])
                 sent += FEED_CHUNK
-            await asyncio.sleep(0.1)
+            return False
+
+        def both_alive() -> None:
+            assert a.alive and b.alive, f"{a.log_tail()}\n---\n{b.log_tail()}"
+
+        # B joins the Faust group first, then (once ready) the ingest group: its
+        # JoinGroup puts that group into a rebalance, which A learns from its next
+        # heartbeat. B cannot be assigned before A rejoins or A's session expires.
+        await eventually(
+            "rebalance seen by A",
+            fed_until_rebalancing,
+            180,
+            context=a.log_tail,
+            guard=both_alive,
+        )
         notes["b_assigned_at_kill"] = assigned(b)
         notes["faust_rebalancing_at_kill"] = rebalancing(a, s.app.app_id)
         killed_at = time.time()

@@ -48,12 +48,13 @@ async def until(
 ) -> Any:
     """Wait for ``check`` (async); fail early, with the log tail, if the worker died."""
 
-    def context() -> str:
+    def guard() -> None:
         if alive:
             assert w.alive, f"worker died while waiting for {what}:\n{w.log_tail(60)}"
-        return w.log_tail(60)
 
-    return await eventually(what, check, within_s, interval_s=0.3, context=context)
+    return await eventually(
+        what, check, within_s, interval_s=0.3, context=lambda: w.log_tail(60), guard=guard
+    )
 
 
 async def partition_counts(bootstrap: str, topics: list[str]) -> dict[str, int]:

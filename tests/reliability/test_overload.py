@@ -28,7 +28,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from apiwatch.models.buckets import BucketSummary, DetectMessage, rum_series_key
 from apiwatch.settings import Settings
 from apiwatch.streams.kafka import make_producer
-from tests.kafka_helpers import WorkerProcess
+from tests.kafka_helpers import WorkerProcess, eventually
 from tests.reliability.harness import (
     create_topics,
     health,
@@ -164,10 +164,17 @@ async def overload_run(s: Settings, d: Path) -> dict[str, Any]:
         await watch.sample(0)
         probe_batches = build_batches(producer, gen.take(PROBE_EVENTS))
         await asyncio.gather(*await send_batches(producer, t.rum, probe_batches))
-        deadline = time.monotonic() + 120
-        while (await watch.sample(PROBE_EVENTS))["events"] < PROBE_EVENTS:
-            assert time.monotonic() < deadline, watch.samples[-1]
-            await asyncio.sleep(TICK_S)
+
+        async def probe_drained() -> bool:
+            return (await watch.sample(PROBE_EVENTS))["events"] >= PROBE_EVENTS
+
+        await eventually(
+            "probe backlog drained",
+            probe_drained,
+            120,
+            interval_s=TICK_S,
+            context=lambda: str(watch.samples[-1]),
+        )
         probe = list(watch.samples)
         capacity = capacity_of(probe, PROBE_EVENTS)
         base_rss = probe[-1]["rss_kb"]
@@ -193,7 +200,7 @@ async def overload_run(s: Settings, d: Path) -> dict[str, Any]:
             i = j
             row = await watch.sample(PROBE_EVENTS + sent)
             consumed = row["events"] - PROBE_EVENTS
-            await asyncio.sleep(TICK_S)
+            await asyncio.sleep(TICK_S)  # the feed's clock (its rate), not a wait
         await asyncio.gather(*in_flight)
         produced_s = time.monotonic() - t0
         row = await watch.sample(PROBE_EVENTS + sent)
@@ -202,16 +209,24 @@ async def overload_run(s: Settings, d: Path) -> dict[str, Any]:
 
         # 3. Catch up: every event in, lag 0, detection judged everything ingest sent.
         n_all = PROBE_EVENTS + n_over
-        deadline = time.monotonic() + 180
-        last: tuple[float, float, float] | None = None
-        while True:
+        last: list[tuple[float, float, float]] = []
+
+        async def caught_up() -> bool:
+            # Everything in, no lag, detection judged all ingest sent, and steady
+            # across two samples (a count still moving is not caught up).
             row = await watch.sample(n_all)
             now = await processed([w])
-            if row["events"] >= n_all and row["lag"] == 0 and now[2] >= now[1] and now == last:
-                break
-            assert time.monotonic() < deadline, (row, now)
-            last = now
-            await asyncio.sleep(0.3)
+            steady = bool(last) and now == last[-1]
+            last.append(now)
+            return row["events"] >= n_all and row["lag"] == 0 and now[2] >= now[1] and steady
+
+        await eventually(
+            "catch-up",
+            caught_up,
+            180,
+            interval_s=0.3,
+            context=lambda: str((watch.samples[-1], last[-1:])),
+        )
         caught_up_s = time.monotonic() - t0
 
         # Per series, the events in the summaries (count + late) equal the events produced.
