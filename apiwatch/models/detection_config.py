@@ -210,6 +210,13 @@ class ValueSeriesConfig(_Strict):
     pattern_order: int = Field(
         2, ge=0, le=4, description="Longest context (rows) the sequence model predicts from."
     )
+
+    @model_validator(mode="after")
+    def _pattern_bins_usable(self) -> ValueSeriesConfig:
+        if self.pattern_bins == 1:
+            raise ValueError("pattern_bins must be 0 (no sequence model) or at least 2")
+        return self
+
     refractory_s: float = Field(
         43200.0, ge=0, description="A score must beat everything in this past span to count fully."
     )

@@ -166,3 +166,8 @@ def test_a_daily_peak_stops_paging_once_the_season_is_known() -> None:
     times = [i * FIVE_MIN_MS for i in range(values.size)]
     fired = backtest_series(times, values.tolist()).alerts
     assert fired[4 * 288 :].sum() == 0
+
+
+def test_a_one_symbol_sequence_model_is_refused_in_config() -> None:
+    with pytest.raises(ValueError, match="pattern_bins must be 0"):
+        ValueSeriesConfig(pattern_bins=1)
