@@ -115,6 +115,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.nab_every < 1:
         parser.error("--nab-every must be at least 1")
+    if not args.skip_nab and not (args.nab / "labels" / "combined_windows.json").is_file():
+        parser.error(f"no NAB subset at {args.nab} (give its folder with --nab DIR)")
     if not args.skip_nab:
         nab_report(args.nab, args.nab_every)
     if not args.skip_sim:
