@@ -79,7 +79,13 @@ class ErrorSurgeConfig(_Strict):
     min_increase: float = Field(
         0.02, ge=0, le=1, description="Rate must exceed the baseline by at least this much."
     )
-    alpha: float = Field(1e-4, gt=0, lt=1, description="Binomial tail probability to alert.")
+    alpha: float = Field(
+        1e-5,
+        gt=0,
+        lt=1,
+        description="Binomial tail probability to alert (tested every bucket: 1e-5 x 8,640 "
+        "ten-second windows is under 0.1 false alert a day per endpoint).",
+    )
     baseline_floor: float = Field(
         0.002, ge=0, lt=1, description="Baseline rate never assumed below this."
     )
