@@ -31,25 +31,9 @@ from apiwatch.models.baseline import ShiftGuard
 from apiwatch.models.buckets import BucketSummary
 from apiwatch.models.detection_config import ErrorSurgeConfig
 from apiwatch.models.detectors.base import BucketDetector, Verdict, bound_score
-from apiwatch.models.stats import binomial_sf
+from apiwatch.models.stats import binomial_isf, binomial_sf
 
 Pair = tuple[int, int]  # (requests, 5xx)
-
-
-def smallest_significant(n: int, p: float, alpha: float) -> int:
-    """The least count x with P(X >= x) < alpha for X ~ Binomial(n, p) (n + 1 if none).
-
-    >>> smallest_significant(100, 0.01, 1e-4)
-    7
-    """
-    lo, hi = 0, n + 1
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if binomial_sf(mid, n, p) < alpha:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
 
 
 class ErrorSurge(BucketDetector[BucketSummary]):
@@ -85,7 +69,7 @@ class ErrorSurge(BucketDetector[BucketSummary]):
             return Verdict.unknown("baseline warming up")
         p0 = self.baseline_rate()
         rate = x / n
-        bound = max(smallest_significant(n, p0, cfg.alpha) / n, p0 + cfg.min_increase)
+        bound = max(binomial_isf(cfg.alpha, n, p0) / n, p0 + cfg.min_increase)
         p_value = binomial_sf(x, n, p0)
         anomalous = x >= cfg.min_errors and rate >= p0 + cfg.min_increase and p_value < cfg.alpha
         severity = (
