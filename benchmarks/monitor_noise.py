@@ -25,7 +25,18 @@ from apiwatch.models.monitor import SeriesMonitor
 from tests.detection.helpers import SERIES, noisy_bucket
 
 #: (requests per 10 s bucket, 5xx share)
-CASES = ((8, 0.0), (18, 0.0), (25, 0.0), (60, 0.0), (20, 0.05), (50, 0.01), (86, 0.03), (200, 0.05))
+CASES = (
+    (3, 0.0),
+    (8, 0.0),
+    (18, 0.0),
+    (25, 0.0),
+    (60, 0.0),
+    (20, 0.05),
+    (50, 0.01),
+    (86, 0.03),
+    (200, 0.05),
+    (1000, 0.02),
+)
 
 
 def main() -> None:

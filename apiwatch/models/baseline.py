@@ -134,12 +134,20 @@ class RobustBaseline:
         self.values.append(float(x))
         self.guard.normal()
 
-    def hold(self, x: float) -> None:
-        """Remember a value judged anomalous without learning it (yet)."""
+    def hold(self, x: float) -> bool:
+        """Remember a value judged anomalous without learning it (yet); True once adopted."""
         adopted = self.guard.hold(float(x))
-        if adopted is not None:  # the old level is history: start over from the new one
-            self.values.clear()
-            self.values.extend(adopted)
+        if adopted is None:
+            return False
+        # The old level is history: start over from the new one.
+        self.values.clear()
+        self.values.extend(adopted)
+        return True
+
+    @property
+    def holding(self) -> bool:
+        """Whether anomalous values are held, waiting to be adopted or forgotten."""
+        return bool(self.guard.held)
 
     @property
     def ready(self) -> bool:
@@ -288,8 +296,12 @@ class SeasonalBaseline:
         self.daily.add(x, t_ms)
         self.weekly.add(x, t_ms)
 
-    def hold(self, x: float) -> None:
-        self.rolling.hold(x)
+    def hold(self, x: float) -> bool:
+        return self.rolling.hold(x)
+
+    @property
+    def holding(self) -> bool:
+        return self.rolling.holding
 
     def seasonal_level(self, t_ms: int) -> float | None:
         level = self.weekly.level(t_ms, self.min_weeks)

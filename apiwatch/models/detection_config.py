@@ -62,7 +62,14 @@ class LatencyConfig(_Strict):
     quantile: float = Field(0.95, gt=0.5, lt=1.0)
     min_samples: int = Field(20, ge=1, description="Requests needed to judge a bucket ...")
     pool_buckets: int = Field(
-        3, ge=1, description="... pooling up to this many recent buckets on a quiet endpoint."
+        12, ge=1, description="... pooling up to this many recent buckets on a quiet endpoint."
+    )
+    alpha: float = Field(
+        1e-5,
+        gt=0,
+        lt=1,
+        description="Tail probability, given the last window's normal requests, of as many "
+        "requests slower than the upper bound; below it, a quantile past the bound alerts.",
     )
     baseline: BaselineConfig = BaselineConfig()
 

@@ -1,7 +1,8 @@
-"""Exact tails against scipy, and the sketch's relative-error guarantee."""
+"""Exact tails against scipy, the sketch's relative-error guarantee, the tail reference."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -9,8 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from apiwatch.models.reference import TailReference
 from apiwatch.models.sketch import LogSketch
-from apiwatch.models.stats import binomial_sf, poisson_cdf, poisson_sf
+from apiwatch.models.stats import (
+    beta_binomial_sf,
+    binomial_isf,
+    binomial_sf,
+    poisson_cdf,
+    poisson_sf,
+)
 
 
 @given(st.integers(1, 2000), st.floats(1e-4, 0.999), st.data())
@@ -19,6 +27,22 @@ def test_binomial_tail_matches_scipy(n: int, p: float, data: st.DataObject) -> N
     assert math.isclose(
         binomial_sf(x, n, p), stats.binom.sf(x - 1, n, p), rel_tol=1e-6, abs_tol=1e-12
     )
+
+
+@given(st.integers(1, 2000), st.floats(0.05, 5000), st.floats(0.05, 50_000), st.data())
+def test_beta_binomial_tail_matches_scipy(n: int, a: float, b: float, data: st.DataObject) -> None:
+    x = data.draw(st.integers(0, n + 1))
+    # The sum of the pmf: scipy's own sf is 1 - cdf, which loses the far tail.
+    expected = float(stats.betabinom.pmf(np.arange(max(x, 0), n + 1), n, a, b).sum())
+    assert math.isclose(beta_binomial_sf(x, n, a, b), expected, rel_tol=1e-6, abs_tol=1e-12)
+
+
+@given(st.integers(0, 20_000), st.floats(1e-5, 0.99), st.sampled_from([0.05, 1e-3, 1e-5, 1e-9]))
+def test_binomial_isf_is_the_least_significant_count(n: int, p: float, alpha: float) -> None:
+    x = binomial_isf(alpha, n, p)
+    assert 1 <= x <= n + 1
+    assert stats.binom.sf(x - 1, n, p) < alpha * (1 + 1e-6) + 1e-15
+    assert stats.binom.sf(x - 2, n, p) >= alpha * (1 - 1e-6)
 
 
 @given(st.floats(0.01, 500), st.integers(0, 1000))
@@ -53,3 +77,40 @@ def test_merged_sketches_equal_one_sketch(values: list[float], cut: int) -> None
     right.add_many(np.asarray(values[cut:]))
     left.merge(right)
     assert left.bins == whole.bins and left.count == whole.count
+
+
+@settings(max_examples=40)
+@given(
+    st.lists(st.floats(0.01, 1e5), min_size=1, max_size=300),
+    st.floats(0.01, 1e5),
+    st.integers(1, 50),
+)
+def test_tail_reference_counts_like_the_sketch(values: list[float], x: float, memory: int) -> None:
+    sketch = LogSketch()
+    sketch.add_many(np.array(values))
+    ref = TailReference(memory)
+    ref.add(sketch)
+    slow = ref.exceed(sketch, x)
+    above, total = ref.tail(x)
+    assert math.isclose(above, slow) and math.isclose(total, len(values))
+    # Bins are coarse: requests counted as slower are slower than x, give or take 5 %.
+    assert sum(v > x * 1.05 for v in values) <= slow <= sum(v > x / 1.05 for v in values)
+    ref.add(LogSketch())  # one empty bucket ages everything by 1 - 1/memory
+    assert math.isclose(ref.tail(x)[0], slow * (1 - 1 / memory), abs_tol=1e-3)
+    restored = TailReference(memory)
+    restored.load_state(json.loads(json.dumps(ref.to_state())))
+    assert restored.bins == ref.bins and restored.total == ref.total
+
+
+def test_tail_reference_quantile_splits_its_tail() -> None:
+    rng = np.random.default_rng(8)
+    ref = TailReference(360)
+    for _ in range(100):
+        sketch = LogSketch()
+        sketch.add_many(rng.lognormal(np.log(100), 0.5, 50))
+        ref.add(sketch)
+    p95 = ref.quantile(0.95)
+    assert p95 is not None and 0.95 * 227 < p95 < 1.1 * 227  # lognormal p95 = 100 e^(1.645 / 2)
+    above, total = ref.tail(p95)
+    assert 0.03 < above / total <= 0.05
+    assert TailReference(10).quantile(0.95) is None
