@@ -104,7 +104,9 @@ class LatencySpike(BucketDetector[BucketSummary]):
             anomalous = p_value < self.cfg.alpha
             details.update(slow_requests=slow, slower_than_ms=cut, usual_share=share)
             details["p_value"] = p_value
-            summary += f"; {slow} slower than {cut:.0f} ms, where {share:.1%} usually are"
+            summary += (
+                f"; {slow} of {count} slower than {cut:.0f} ms, where {share:.1%} usually are"
+            )
         return Verdict(
             anomalous=anomalous,
             score=bound_score(value, expected.value, expected.upper),
