@@ -41,7 +41,7 @@ def replay(
 
 
 @settings(max_examples=8, deadline=None)
-@given(st.integers(0, 10_000), st.floats(5, 200), st.floats(0.0, 0.05))
+@given(st.integers(0, 10_000), st.floats(2, 200), st.floats(0.0, 0.05))
 def test_stationary_noise_raises_no_alert(seed: int, rate: float, err: float) -> None:
     rng = np.random.default_rng(seed)
     monitor = SeriesMonitor(DetectionConfig(), SERIES)
