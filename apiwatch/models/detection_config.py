@@ -69,7 +69,8 @@ class LatencyConfig(_Strict):
         gt=0,
         lt=1,
         description="Tail probability, given the last window's normal requests, of as many "
-        "requests slower than the upper bound; below it, a quantile past the bound alerts.",
+        "requests slower than the usual quantile (or than the upper bound); below it, a "
+        "quantile past the bound alerts.",
     )
     baseline: BaselineConfig = BaselineConfig()
 

@@ -2,13 +2,13 @@
 
 Two conditions, both needed. The bucket's quantile (p95) must exceed the
 baseline's upper bound, which is how big a rise must be to matter. And the
-number of its requests slower than that bound must be improbable given how
-often recent normal requests were that slow: a beta-binomial tail below
-``alpha``, which is what makes the rule respect the sample size. On a quiet
-endpoint a p95 of 20 pooled requests is their second-slowest, so two slow
-requests move it past any bound; they are not a spike unless two in twenty
-is rare for the endpoint. On a busy one the test is easily met, and the
-bound alone decides.
+number of its requests slower than the usual p95, or than the bound, must be
+improbable given how often recent normal requests were that slow: a
+beta-binomial tail below ``alpha``, which is what makes the rule respect the
+sample size. On a quiet endpoint a p95 of 20 pooled requests is their
+second-slowest, so two slow requests move it past any bound; they are not a
+spike unless two in twenty is rare for the endpoint. On a busy one the test
+is easily met, and the bound alone decides.
 
 >>> from apiwatch.models.buckets import BucketSummary
 >>> from apiwatch.models.sketch import LogSketch
