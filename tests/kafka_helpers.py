@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar, overload
 
 import httpx
 from aiokafka import AIOKafkaConsumer
@@ -21,19 +21,43 @@ from apiwatch.streams.broker import free_port
 from apiwatch.streams.kafka import assign_from_start, make_consumer
 from apiwatch.streams.worker import worker_env
 
-Record = ConsumerRecord[bytes, bytes]
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
 T = TypeVar("T")
+
+
+@overload
+async def eventually(
+    what: str,
+    check: Callable[[], Awaitable[T | None]],
+    within_s: float,
+    *,
+    interval_s: float = ...,
+    context: Callable[[], str] = ...,
+    guard: Callable[[], None] = ...,
+) -> T: ...
+
+
+@overload
+async def eventually(
+    what: str,
+    check: Callable[[], T | None],
+    within_s: float,
+    *,
+    interval_s: float = ...,
+    context: Callable[[], str] = ...,
+    guard: Callable[[], None] = ...,
+) -> T: ...
 
 
 async def eventually(
     what: str,
-    check: Callable[[], T | Awaitable[T]],
+    check: Callable[[], Any],
     within_s: float,
     *,
     interval_s: float = 0.1,
     context: Callable[[], str] = lambda: "",
     guard: Callable[[], None] = lambda: None,
-) -> T:
+) -> Any:
     """Poll ``check`` (sync or async) until it returns something truthy, and return that.
 
     The one way integration tests wait: on a condition, with a deadline. ``context``
@@ -48,7 +72,7 @@ async def eventually(
         if inspect.isawaitable(got):
             got = await got
         if got:
-            return got  # type: ignore[return-value]
+            return got
         if time.monotonic() > deadline:
             raise AssertionError(f"no {what} within {within_s:g} s\n{context()}")
         await asyncio.sleep(interval_s)
@@ -56,7 +80,7 @@ async def eventually(
 
 def eventually_sync(
     what: str,
-    check: Callable[[], T],
+    check: Callable[[], T | None],
     within_s: float,
     *,
     interval_s: float = 0.2,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from apiwatch.models.access.config import AccessConfig
+from apiwatch.models.events import RumEvent
 
 from .helpers import background, fired, login, replay, rum
 
@@ -61,7 +62,7 @@ def test_ordinary_login_failures_do_not_look_distributed() -> None:
 
 
 def test_enumeration_needs_many_ids_and_refusals() -> None:
-    def walk(denied_every: int) -> list:
+    def walk(denied_every: int) -> list[RumEvent]:
         return [
             rum(
                 i,

@@ -10,6 +10,7 @@ from apiwatch.models.access.fold import AccessFolder
 from apiwatch.models.access.recent import RecentSet, WindowSeries
 from apiwatch.models.access.records import ClientWindow
 from apiwatch.models.access.state import ClientState, Col
+from apiwatch.models.events import RumEvent
 
 from .helpers import rum
 
@@ -75,7 +76,7 @@ def test_folding_is_the_same_however_the_stream_is_batched(
 ) -> None:
     evs = [rum(t, status=s, client_ip="192.0.2.9") for t, s in sorted(events)]
 
-    def totals(batches: list[list]) -> tuple[list[int], int]:
+    def totals(batches: list[list[RumEvent]]) -> tuple[list[int], int]:
         f = AccessFolder(AccessConfig())
         state = ClientState("production|ip|192.0.2.9", AccessConfig())
         offset = 0

@@ -148,7 +148,7 @@ async def test_each_assertion_kind_fails_with_a_readable_message(bank: Bank) -> 
 
     assert result.status is SyntheticStatus.FAILED
     assert len(result.steps) == 2  # the flow stops at the failing step
-    messages = [a.message for a in result.steps[1].assertions if not a.passed]
+    messages = [a.message or "" for a in result.steps[1].assertions if not a.passed]
     assert messages[0].startswith("response time ") and messages[0].endswith(
         "expected below 0.001 ms"
     )

@@ -11,7 +11,7 @@ from apiwatch.models.alerts import AlertEvent
 from apiwatch.models.simulation import Scenario
 from apiwatch.settings import Settings
 from apiwatch.streams.simulate import SimulationRun
-from tests.kafka_helpers import WorkerProcess, collect, running_pipeline
+from tests.kafka_helpers import Record, WorkerProcess, collect, running_pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +69,7 @@ async def test_rum_and_synthetic_alerts_on_one_endpoint_are_one_incident(
     run = SimulationRun(settings, scenario, speed=1e6, start_ms=int(time.time() * 1000) - 1_400_000)
     await run.run()
 
-    def linked(recs: list) -> bool:
+    def linked(recs: list[Record]) -> bool:
         events = [AlertEvent.model_validate_json(r.value) for r in recs]
         return any(e.data.related and len(e.data.sources) == 2 for e in events) and any(
             e.transition == "resolved" for e in events

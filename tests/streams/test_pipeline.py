@@ -17,7 +17,7 @@ from apiwatch.models.simulation import Scenario, malformed_messages
 from apiwatch.settings import Settings
 from apiwatch.streams.kafka import make_producer
 from apiwatch.streams.simulate import SimulationRun
-from tests.kafka_helpers import WorkerProcess, collect, running_pipeline
+from tests.kafka_helpers import Record, WorkerProcess, collect, running_pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +64,7 @@ async def test_latency_spike_fires_once_and_resolves_once(
     await run.run()
     truth = run.truth()[0]
 
-    def finished(recs: list) -> bool:
+    def finished(recs: list[Record]) -> bool:
         types = [AlertEvent.model_validate_json(r.value).transition for r in recs]
         return "resolved" in types
 
@@ -142,7 +142,7 @@ async def test_bad_input_is_dead_lettered_and_good_input_still_flows(
         assert dl.detail
         assert base64.b64decode(dl.payload_b64) == payload
 
-    def has_bucket(recs: list) -> bool:
+    def has_bucket(recs: list[Record]) -> bool:
         return any(b"dlq-check" in r.key for r in recs)
 
     buckets = await collect(settings, t.buckets, has_bucket, within_s=60)
