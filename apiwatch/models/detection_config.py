@@ -82,6 +82,12 @@ class ErrorSurgeConfig(_Strict):
     window_buckets: int = Field(
         6, ge=1, description="Recent buckets pooled for the test (low volume needs several)."
     )
+    long_window_buckets: int = Field(
+        30,
+        ge=0,
+        description="A longer window also tested (5 min), for a modest surge on a quiet "
+        "endpoint; it alerts only while the short window's rate is still up. 0: off.",
+    )
     min_requests: int = Field(20, ge=1, description="Requests in the pooled window to judge it.")
     min_errors: int = Field(4, ge=1, description="5xx in the pooled window needed to alert.")
     min_increase: float = Field(

@@ -2,15 +2,20 @@
 
 Detectors judge counts (errors among requests, requests per bucket) against a
 baseline rate; a z-score on a rate ignores how few samples a quiet bucket has,
-so they use the binomial and Poisson tails instead: "3 errors out of 4" at a
-1 % baseline is surprising, "2 out of 3" at night with a 20 % baseline is not.
-Terms are summed in log space from the observed count outward and stop once
-they no longer change the sum, so the cost stays small for large counts.
+so they use exact tails instead: "3 errors out of 4" at a 1 % baseline is
+surprising, "2 out of 3" at night with a 20 % baseline is not. The rate is
+itself estimated from a finite history, so the error and latency tests use
+the beta-binomial (the binomial, widened by that uncertainty); volume uses
+the Poisson. Terms are summed in log space from the observed count outward
+and stop once they no longer change the sum, so the cost stays small for
+large counts.
 
->>> round(binomial_sf(3, 4, 0.01), 7), round(binomial_sf(2, 3, 0.2), 3)
-(4e-06, 0.104)
 >>> round(beta_binomial_sf(3, 4, 1.0, 99.0), 6)  # a 1 % rate known from ~100 trials
 2.3e-05
+>>> round(beta_binomial_sf(3, 4, 100.0, 9900.0), 7)  # ... from ~10,000: nearly binomial
+4.1e-06
+>>> round(beta_binomial_sf(2, 3, 20.0, 80.0), 3)  # 2 of 3 where 20 % usually fail
+0.107
 >>> round(poisson_sf(10, 2.0), 6), round(poisson_cdf(0, 10.0), 7)
 (4.6e-05, 4.54e-05)
 """
@@ -40,67 +45,48 @@ def _sum_terms(first: int, last: int, step: int, log_term: Callable[[int], float
     return min(1.0, total)
 
 
-def binomial_sf(x: int, n: int, p: float) -> float:
-    """P(X >= x) for X ~ Binomial(n, p)."""
-    if x <= 0:
-        return 1.0
-    if x > n:
-        return 0.0
-    if p <= 0.0:
-        return 0.0
-    if p >= 1.0:
-        return 1.0
-    lp, lq = math.log(p), math.log1p(-p)
-    lnf = math.lgamma(n + 1)
+def _walk_down(alpha: float, k: int, log_pmf: float, ratio: Callable[[int], float]) -> int:
+    """The least x with P(X >= x) < alpha, summing the pmf down from ``k``.
 
-    def log_term(k: int) -> float:
-        return lnf - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * lp + (n - k) * lq
-
-    if x <= n * p:  # the tail holds most of the mass: sum the small side instead
-        return max(0.0, 1.0 - _sum_terms(x - 1, 0, -1, log_term))
-    return _sum_terms(x, n, 1, log_term)
-
-
-def binomial_isf(alpha: float, n: int, p: float) -> int:
-    """The least x with P(X >= x) < alpha for X ~ Binomial(n, p) (n + 1 if none).
-
-    Walks down from far in the upper tail, adding terms by the ratio of
-    neighbours until the tail reaches ``alpha``: a few dozen multiplications
-    where a bisection over :func:`binomial_sf` sums thousands of terms.
-
-    >>> binomial_isf(1e-4, 100, 0.01), binomial_isf(0.5, 10, 0.5), binomial_isf(0.1, 5, 0.0)
-    (7, 6, 1)
-    >>> all(binomial_sf(binomial_isf(a, n, 0.03), n, 0.03) < a
-    ...     <= binomial_sf(binomial_isf(a, n, 0.03) - 1, n, 0.03)
-    ...     for a in (1e-2, 1e-5) for n in (5, 60, 1200))
-    True
+    ``log_pmf`` is log P(X = k), with P(X > k) negligible; ``ratio(j)`` is
+    P(X = j - 1) / P(X = j). Terms are kept relative to the first one and
+    rescaled before they overflow.
     """
-    if p <= 0.0:
-        return 1
-    if p >= 1.0:
-        return n + 1
-    mean, sd = n * p, math.sqrt(n * p * (1.0 - p))
-    k = min(n, math.ceil(mean + 12.0 * sd + 12.0))
-    # Terms are kept relative to the first one, log_scale, and rescaled before they overflow.
-    log_scale = (
-        math.lgamma(n + 1)
-        - math.lgamma(k + 1)
-        - math.lgamma(n - k + 1)
-        + k * math.log(p)
-        + (n - k) * math.log1p(-p)
-    )
-    log_alpha = math.log(alpha)
-    odds = (1.0 - p) / p
+    log_scale, log_alpha = log_pmf, math.log(alpha)
     term, total = 1.0, 0.0
     while k >= 0:
         total += term
         if math.log(total) + log_scale >= log_alpha:
             return k + 1
-        term *= k / (n - k + 1) * odds
+        term *= ratio(k)
         k -= 1
         if term > 1e250:
             term, total, log_scale = term * 1e-250, total * 1e-250, log_scale + 250 * math.log(10)
     return 0
+
+
+def beta_binomial_isf(alpha: float, n: int, a: float, b: float) -> int:
+    """The least x with P(X >= x) < alpha for X ~ BetaBinomial(n, a, b) (n + 1 if none).
+
+    Walks down from far in the upper tail, adding terms by the ratio of
+    neighbours until the tail reaches ``alpha``: a few dozen multiplications
+    where a bisection over :func:`beta_binomial_sf` sums thousands of terms.
+
+    >>> beta_binomial_isf(1e-5, 300, 30.5, 2970.5), beta_binomial_isf(1e-5, 300, 3e4, 2.97e6)
+    (15, 14)
+    """
+    mean = n * a / (a + b)
+    sd = math.sqrt(mean * b / (a + b) * (a + b + n) / (a + b + 1))
+    lg = math.lgamma
+    const = lg(n + 1) + lg(a + b) - lg(a) - lg(b) - lg(n + a + b)
+    spread = 12.0
+    while True:  # a small a gives a long right tail: start further out until it is negligible
+        k = min(n, math.ceil(mean + spread * sd + 12.0))
+        log_pmf = const - lg(k + 1) - lg(n - k + 1) + lg(k + a) + lg(n - k + b)
+        if k == n or log_pmf < math.log(alpha) - 30.0:
+            break
+        spread *= 2.0
+    return _walk_down(alpha, k, log_pmf, lambda j: j / (n - j + 1) * (n - j + b) / (j - 1 + a))
 
 
 def beta_binomial_sf(x: int, n: int, a: float, b: float) -> float:

@@ -18,7 +18,7 @@ from apiwatch.models.detection_config import (
     SloConfig,
     SloObjective,
 )
-from apiwatch.models.detectors import LatencySpike, detectors_for
+from apiwatch.models.detectors import ErrorSurge, LatencySpike, detectors_for
 from apiwatch.models.monitor import Emission, SeriesMonitor
 from tests.detection.helpers import SERIES, bucket, noisy_bucket, run
 
@@ -208,3 +208,20 @@ def test_a_lasting_latency_level_is_adopted_with_its_requests() -> None:
     assert transitions.count("firing") == 1
     after = detector.reference.quantile(0.95)
     assert before is not None and after is not None and 3.5 < after / before < 4.5
+
+
+def test_modest_surge_on_a_quiet_endpoint_is_caught_and_not_learned() -> None:
+    # 1 req/s, 1 % -> 6 %: the 1-minute window never has the evidence; the 5-minute one does.
+    rng = np.random.default_rng(4)
+    monitor = SeriesMonitor(DetectionConfig(), SERIES)
+    replay(monitor, [noisy_bucket(rng, i, 10, 0.01) for i in range(360)])
+    (detector,) = [d for d in monitor.detectors if isinstance(d, ErrorSurge)]
+    usual, _ = detector.baseline()
+    surge = [noisy_bucket(rng, 360 + i, 10, 0.06) for i in range(48)]
+    out = replay(monitor, surge)
+    assert len(firings(out, AlertKind.ERROR_SURGE)) == 1
+    after = replay(monitor, [noisy_bucket(rng, 408 + i, 10, 0.01) for i in range(40)])
+    assert [e.transition for e in after if e.alert.kind is AlertKind.ERROR_SURGE] == ["resolved"]
+    # The buckets judged normal while the surge built up were taken back: once they are
+    # out of the tested windows, they are not in the baseline either.
+    assert abs(detector.baseline()[0] - usual) < 0.001
