@@ -1,4 +1,4 @@
-"""How soon the stream's per-series monitor catches a latency step, by volume.
+"""How soon the stream's per-series monitor catches a latency step or an error surge, by volume.
 
 Run: ``.venv/bin/python benchmarks/monitor_recall.py [--runs 40]``.
 
@@ -8,8 +8,9 @@ request counts, log-normal latency with sigma 0.5, as in
 :class:`~apiwatch.models.monitor.SeriesMonitor` at default settings, then
 multiplies every latency by ``fold`` for up to 30 buckets. Printed per request
 rate and fold: runs whose latency alert fired within those 30 buckets, and the
-median and slowest time to fire, in buckets. The false-alert side of the same
-settings is ``monitor_noise.py``.
+median and slowest time to fire, in buckets. Then error surges the same way:
+360 buckets (an hour) at a 5xx rate, then 48 buckets (8 minutes) with more.
+The false-alert side of the same settings is ``monitor_noise.py``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from tests.detection.helpers import SERIES, noisy_bucket
 RATES = (3, 5, 8, 18, 60, 200)  # requests per 10 s bucket
 FOLDS = (2.0, 3.0, 5.0)
 WARM, SPIKE = 120, 30
+#: (requests per bucket, usual 5xx share, added share)
+SURGES = ((10, 0.01, 0.05), (10, 0.0, 0.05), (10, 0.02, 0.10), (20, 0.01, 0.05), (50, 0.01, 0.05))
+SURGE_WARM, SURGE = 360, 48
 
 
 def buckets_to_fire(seed: int, rate: float, fold: float) -> int | None:
@@ -44,6 +48,28 @@ def buckets_to_fire(seed: int, rate: float, fold: float) -> int | None:
     return None
 
 
+def buckets_to_surge(seed: int, rate: float, usual: float, added: float) -> int | None:
+    rng = np.random.default_rng(seed + 7)
+    monitor = SeriesMonitor(DetectionConfig(), SERIES)
+    for i in range(SURGE_WARM):
+        monitor.observe(noisy_bucket(rng, i, rate, usual))
+    for j in range(SURGE):
+        for e in monitor.observe(noisy_bucket(rng, SURGE_WARM + j, rate, usual + added)):
+            if e.transition == "firing" and e.alert.kind is AlertKind.ERROR_SURGE:
+                return j + 1
+    return None
+
+
+def line(what: str, times: list[int | None]) -> str:
+    caught = sorted(t for t in times if t is not None)
+    timing = (
+        f"median {float(np.median(caught)):4.1f}, slowest {caught[-1]:2d} buckets"
+        if caught
+        else "never"
+    )
+    return f"  {what}: caught {len(caught):3d}/{len(times)}, {timing}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40, help="runs per rate and fold")
@@ -54,16 +80,11 @@ def main() -> None:
     for rate in RATES:
         for fold in FOLDS:
             times = [buckets_to_fire(seed, rate, fold) for seed in range(args.runs)]
-            caught = sorted(t for t in times if t is not None)
-            timing = (
-                f"median {float(np.median(caught)):4.1f}, slowest {caught[-1]:2d} buckets"
-                if caught
-                else "never"
-            )
-            print(
-                f"  {rate:4d} req/bucket, latency x{fold:.0f}: "
-                f"caught {len(caught):3d}/{args.runs}, {timing}"
-            )
+            print(line(f"{rate:4d} req/bucket, latency x{fold:.0f}", times))
+    print(f"error surges from bucket {SURGE_WARM}, up to {SURGE} buckets")
+    for rate, usual, added in SURGES:
+        times = [buckets_to_surge(seed, rate, usual, added) for seed in range(args.runs)]
+        print(line(f"{rate:4d} req/bucket, 5xx {usual:.0%} -> {usual + added:.0%}", times))
 
 
 if __name__ == "__main__":
