@@ -93,14 +93,14 @@ class ErrorSurge(BucketDetector[BucketSummary]):
         return out
 
     def _significant(
-        self, n: int, x: int, prior: tuple[float, float], alpha: float
+        self, window: Window, p0: float, prior: tuple[float, float], alpha: float
     ) -> tuple[bool, float]:
-        """Whether x 5xx in n requests is a surge over the baseline, and the p-value."""
+        """Whether a window's 5xx are a surge over the baseline, and the p-value."""
         cfg = self.cfg
-        a, b = prior
-        if n < cfg.min_requests or x < cfg.min_errors or x / n < a / (a + b) + cfg.min_increase:
+        _, n, x = window
+        if n < cfg.min_requests or x < cfg.min_errors or x / n < p0 + cfg.min_increase:
             return False, 1.0
-        p_value = beta_binomial_sf(x, n, a, b)
+        p_value = beta_binomial_sf(x, n, *prior)
         return p_value < alpha, p_value
 
     def judge(self, item: BucketSummary) -> Verdict:
@@ -117,13 +117,13 @@ class ErrorSurge(BucketDetector[BucketSummary]):
         # Bonferroni over the windows tested, so the second window adds no false alerts.
         alpha = cfg.alpha / len(windows)
         shown = windows[0]
-        anomalous, p_value = self._significant(shown[1], shown[2], prior, alpha)
+        anomalous, p_value = self._significant(shown, p0, prior, alpha)
         if not anomalous and len(windows) > 1:
             # The long window finds a modest surge on a quiet endpoint, but only while the
             # short one still shows it, so the alert resolves once the errors stop.
             _, n, x = shown
             still_up = n > 0 and x / n >= p0 + cfg.min_increase
-            long_hit, long_p = self._significant(windows[1][1], windows[1][2], prior, alpha)
+            long_hit, long_p = self._significant(windows[1], p0, prior, alpha)
             if still_up and long_hit:
                 anomalous, p_value, shown = True, long_p, windows[1]
         if shown[1] == 0:  # nothing in the short window: show the long one
