@@ -60,6 +60,9 @@ class LatencySpike(BucketDetector[BucketSummary]):
         # baseline adopts a held level, the reference adopts the held requests with it.
         self.reference = TailReference(cfg.baseline.window)
         self.held = TailReference(cfg.baseline.window)
+        # The bucket last judged and its pooled sketch, so learn() does not merge the same
+        # sketches again; a memo, not state (to_state leaves it out).
+        self._judged: tuple[BucketSummary, tuple[LogSketch, int] | None] | None = None
 
     def _pooled(self, item: BucketSummary) -> tuple[LogSketch, int]:
         """The bucket's sketch, merged with previous ones until min_samples is reached."""
@@ -84,6 +87,7 @@ class LatencySpike(BucketDetector[BucketSummary]):
 
     def judge(self, item: BucketSummary) -> Verdict:
         measured = self._measure(item)
+        self._judged = (item, measured)
         if measured is None:
             return Verdict.unknown(f"fewer than min_samples {self.cfg.min_samples} requests")
         sketch, pooled = measured
@@ -143,7 +147,8 @@ class LatencySpike(BucketDetector[BucketSummary]):
         return (min(1.0, best[0] * len(cuts)), *best[1:])
 
     def learn(self, item: BucketSummary, verdict: Verdict) -> None:
-        measured = self._measure(item)
+        judged, self._judged = self._judged, None
+        measured = judged[1] if judged is not None and judged[0] is item else self._measure(item)
         self._remember(item.latency)
         if measured is None:
             return
