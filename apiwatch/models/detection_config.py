@@ -107,6 +107,15 @@ class ErrorSurgeConfig(_Strict):
     warmup: int = Field(30, ge=1, description="Normal buckets before alerting.")
     relearn_after: int = Field(2160, ge=0, description="As in baseline.relearn_after.")
 
+    @model_validator(mode="after")
+    def _long_window_is_longer(self) -> ErrorSurgeConfig:
+        if 0 < self.long_window_buckets <= self.window_buckets:
+            raise ValueError(
+                f"long_window_buckets ({self.long_window_buckets}) must be 0 (off) or more than "
+                f"window_buckets ({self.window_buckets})"
+            )
+        return self
+
 
 class TrafficConfig(_Strict):
     """Traffic anomaly: volume collapsing (or going silent) or surging against expectation."""

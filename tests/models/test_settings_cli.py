@@ -88,6 +88,15 @@ def test_bad_env_value_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
         load_settings()
 
 
+def test_error_surge_windows_must_nest(tmp_path: Path) -> None:
+    text = "detection:\n  error_surge:\n    window_buckets: 6\n    long_window_buckets: 4\n"
+    with pytest.raises(ConfigError) as exc:
+        load_settings(write(tmp_path, "c.yaml", text))
+    message = str(exc.value)
+    assert message.startswith("invalid config: detection.error_surge: ") and "\n" not in message
+    assert "long_window_buckets (4) must be 0 (off) or more than window_buckets (6)" in message
+
+
 def test_bad_yaml_names_the_line(tmp_path: Path) -> None:
     path = write(tmp_path, "c.yaml", "kafka:\n  client_id: a\n  bootstrap_servers: [x\n  b: c\n")
     with pytest.raises(ConfigError) as exc:

@@ -83,7 +83,7 @@ class ErrorSurge(BucketDetector[BucketSummary]):
         """(buckets, requests, 5xx) of the short window and, if configured, the long one."""
         cfg = self.cfg
         sizes = [cfg.window_buckets]
-        if cfg.long_window_buckets > cfg.window_buckets:
+        if cfg.long_window_buckets:  # the config ensures it is the longer one
             sizes.append(cfg.long_window_buckets)
         pairs = [*self.recent, (item.count, item.errors_5xx)]
         out = []
