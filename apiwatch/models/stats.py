@@ -31,8 +31,9 @@ _TINY = 1e-17
 def _sum_terms(first: int, last: int, step: int, log_term: Callable[[int], float]) -> float:
     """Sum ``exp(log_term(k))`` from ``first`` towards ``last``, away from the mode.
 
-    Terms only shrink in that direction, so the sum stops as soon as one of them
-    is negligible (or underflows to zero).
+    Past the mode terms only shrink, so the sum stops as soon as one of them is
+    negligible next to the total (or underflows to zero); a few terms before the
+    mode may still grow, which only delays that stop.
     """
     total = 0.0
     k = first
